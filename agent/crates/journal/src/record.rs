@@ -65,3 +65,101 @@ pub struct Record {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lost: Option<u64>,
 }
+
+/// Why a request got no response (the `reason` of a [`Kind::NoResponse`] record).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum NoResponseReason {
+    /// The connection was reset (RST) before the final response.
+    Reset,
+    /// The server closed the connection (FIN) before the final response.
+    Closed,
+    /// Nothing came back in time, or the observation ended first.
+    Timeout,
+}
+
+impl NoResponseReason {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            NoResponseReason::Reset => "reset",
+            NoResponseReason::Closed => "closed",
+            NoResponseReason::Timeout => "timeout",
+        }
+    }
+}
+
+impl Record {
+    /// A record of `kind` at `unix_ns` with its `time` filled in and nothing else known.
+    fn bare(kind: Kind, unix_ns: u64, source: &str) -> Record {
+        Record {
+            v: SCHEMA_VERSION,
+            kind,
+            unix_ns,
+            time: crate::time::format_rfc3339_nanos(unix_ns),
+            request_unix_ns: None,
+            client: None,
+            upstream: None,
+            status: None,
+            reason: None,
+            method: None,
+            route: None,
+            retry_after_ms: None,
+            client_retry: None,
+            tls: false,
+            source: source.to_owned(),
+            lost: None,
+        }
+    }
+
+    /// A final response with `status` from `upstream`, seen at `unix_ns` by `source`.
+    /// Set the other fields (client, method, route, ...) on the result when known.
+    pub fn response(unix_ns: u64, upstream: String, status: u16, source: &str) -> Record {
+        Record {
+            upstream: Some(upstream),
+            status: Some(status),
+            ..Record::bare(Kind::Response, unix_ns, source)
+        }
+    }
+
+    /// A request to `upstream` that got no response, decided at `unix_ns`.
+    pub fn no_response(
+        unix_ns: u64,
+        upstream: String,
+        reason: NoResponseReason,
+        source: &str,
+    ) -> Record {
+        Record {
+            upstream: Some(upstream),
+            reason: Some(reason.as_str().to_owned()),
+            ..Record::bare(Kind::NoResponse, unix_ns, source)
+        }
+    }
+
+    /// `lost` events missing at `unix_ns`.
+    pub fn gap(unix_ns: u64, lost: u64, source: &str) -> Record {
+        Record {
+            lost: Some(lost),
+            ..Record::bare(Kind::Gap, unix_ns, source)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constructors_fill_version_and_time() {
+        let r = Record::response(1_000_000_001, "10.0.0.2:8000".into(), 429, "replay");
+        assert_eq!(r.v, SCHEMA_VERSION);
+        assert_eq!(r.time, "1970-01-01T00:00:01.000000001Z");
+        assert_eq!((r.kind, r.status), (Kind::Response, Some(429)));
+        let line = serde_json::to_string(&r).unwrap();
+        assert_eq!(
+            line,
+            r#"{"v":1,"kind":"response","unix_ns":1000000001,"time":"1970-01-01T00:00:01.000000001Z","upstream":"10.0.0.2:8000","status":429,"source":"replay"}"#
+        );
+        let n = Record::no_response(5, "[::1]:80".into(), NoResponseReason::Reset, "xdp");
+        assert_eq!(n.reason.as_deref(), Some("reset"));
+        assert_eq!(Record::gap(5, 7, "xdp").lost, Some(7));
+    }
+}

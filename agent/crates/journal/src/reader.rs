@@ -18,8 +18,10 @@ use crate::record::{Kind, Record, SCHEMA_VERSION};
 /// Errors reading or writing a journal.
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
-    #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, source: io::Error },
+    /// The I/O error is part of the message, not a `source()`, so that error chains
+    /// (`{:#}`) do not print it twice.
+    #[error("{}: {error}", path.display())]
+    Io { path: PathBuf, error: io::Error },
     #[error(
         "{}:{line}: record has schema version {v}; this build reads version {SCHEMA_VERSION} (upgrade ratewire)",
         file.display()
@@ -30,10 +32,10 @@ pub enum JournalError {
 }
 
 impl JournalError {
-    pub(crate) fn io(path: &Path, source: io::Error) -> JournalError {
+    pub(crate) fn io(path: &Path, error: io::Error) -> JournalError {
         JournalError::Io {
             path: path.to_owned(),
-            source,
+            error,
         }
     }
 }

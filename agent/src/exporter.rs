@@ -21,7 +21,10 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr} for metrics (use --listen)"))?;
-    info!("serving metrics on http://{}/metrics", listener.local_addr()?);
+    info!(
+        "serving metrics on http://{}/metrics",
+        listener.local_addr()?
+    );
     Ok(listener)
 }
 

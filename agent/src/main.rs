@@ -1,17 +1,10 @@
 //! `ratewire`: count upstream HTTP status codes from the kernel, export them to
 //! Prometheus, journal every response, and audit what other tools reported.
 
-mod cli;
-mod daemon;
-mod exporter;
-mod metrics;
-mod netif;
-mod probe;
-mod upstream;
-
 use std::process::ExitCode;
 
 use clap::Parser as _;
+use ratewire::{cli, daemon};
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();

@@ -43,7 +43,10 @@ impl Metrics {
         registry.register(Box::new(attached))?;
 
         let build = GaugeVec::new(
-            Opts::new("ratewire_build_info", "ratewire build; the value is always 1"),
+            Opts::new(
+                "ratewire_build_info",
+                "ratewire build; the value is always 1",
+            ),
             &["version"],
         )?;
         build

@@ -18,7 +18,11 @@ use ratewire_ebpf::types::{ResponseKey, LOSS_RESPONSE_MAP_FULL};
 
 use crate::netif;
 
-const XDP_PROGRAM: &str = "ratewire_xdp";
+/// The kernel programs, compiled by build.rs for bpfel-unknown-none.
+pub const OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/ratewire-probes"));
+
+/// Name of the XDP ingress program in [`OBJECT`].
+pub const XDP_PROGRAM: &str = "ratewire_xdp";
 
 /// How XDP runs on an interface: in the driver, or in the generic (skb) path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,12 +61,9 @@ impl Probe {
             netif::ensure_exists(iface)?;
         }
         raise_memlock_limit();
-        let mut ebpf = Ebpf::load(aya::include_bytes_aligned!(concat!(
-            env!("OUT_DIR"),
-            "/ratewire-probes"
-        )))
-        .map_err(|e| explain_privileges(anyhow!(e)))
-        .context("loading ratewire's eBPF object")?;
+        let mut ebpf = Ebpf::load(OBJECT)
+            .map_err(|e| explain_privileges(anyhow!(e)))
+            .context("loading ratewire's eBPF object")?;
         start_kernel_log(&mut ebpf);
 
         let xdp: &mut Xdp = ebpf
@@ -160,7 +161,7 @@ fn raise_memlock_limit() {
     };
     // SAFETY: plain syscall with a valid pointer.
     if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) } != 0 {
-        warn!("could not lift RLIMIT_MEMLOCK; map creation may fail on old kernels");
+        log::debug!("could not lift RLIMIT_MEMLOCK (fine on kernels >= 5.11)");
     }
 }
 

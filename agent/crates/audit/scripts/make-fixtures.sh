@@ -286,6 +286,9 @@ main() {
     echo "== $s"
     "scenario_${s//-/_}"
   done
+  # The formats no tool here produces (Envoy/Plano, nginx, vLLM, aiperf, guidellm,
+  # JSON Lines): written from their documented formats, deterministic.
+  python3 "$HERE/make_synthetic_fixtures.py" "$FIX/synthetic"
   echo "work dir (tool stdout, errors): $WORK"
 }
 

@@ -96,8 +96,14 @@ pub fn run(args: &AuditArgs) -> anyhow::Result<ExitCode> {
     match prepare_and_audit(args) {
         Ok((text, passed)) => {
             let mut stdout = std::io::stdout().lock();
-            stdout.write_all(text.as_bytes())?;
-            stdout.flush()?;
+            match stdout
+                .write_all(text.as_bytes())
+                .and_then(|()| stdout.flush())
+            {
+                // `ratewire audit ... | head`: the reader has what it wanted.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                other => other?,
+            }
             Ok(ExitCode::from(if passed { 0 } else { EXIT_DISCREPANCIES }))
         }
         Err(e) => {

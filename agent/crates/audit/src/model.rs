@@ -198,6 +198,9 @@ pub struct ReportedRequest {
     pub attempts: Option<u32>,
     /// Every attempt's upstream status, oldest first, when logged (nginx `$upstream_status`).
     pub attempt_statuses: Vec<u16>,
+    /// A gateway line that may stand for several upstream attempts without saying how
+    /// many (Envoy's default format logs only the final code).
+    pub attempts_unknown: bool,
     /// The gateway answered by itself (Envoy flags RL, UO, NR, ...): no upstream request.
     pub local_reply: Option<String>,
     pub method: Option<String>,
@@ -216,6 +219,7 @@ impl ReportedRequest {
             outcome,
             attempts: None,
             attempt_statuses: Vec::new(),
+            attempts_unknown: false,
             local_reply: None,
             method: None,
             path: None,

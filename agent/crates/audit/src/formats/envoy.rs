@@ -226,6 +226,7 @@ impl ReportReader for EnvoyReader {
             let host = String::from_utf8_lossy(parsed.upstream_host);
             request.upstream = (host != "-" && !host.is_empty()).then(|| host.into_owned());
             request.attempts = parsed.attempts;
+            request.attempts_unknown = parsed.attempts.is_none();
             request.method = Some(String::from_utf8_lossy(parsed.method).into_owned());
             request.path = Some(String::from_utf8_lossy(parsed.path).into_owned());
             if let Some(flag) = &no_upstream_response {

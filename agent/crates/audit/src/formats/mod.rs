@@ -127,6 +127,10 @@ pub fn reader_for(format: Format) -> &'static dyn ReportReader {
 
 /// The format of `path`, by asking every reader.
 pub fn detect(path: &Path) -> Result<Format, AuditError> {
+    // Locust's `--csv PREFIX` names no file of its own.
+    if !path.exists() && locust::csv_prefix(path).is_some() {
+        return Ok(Format::LocustCsv);
+    }
     let meta = std::fs::metadata(path).map_err(|e| AuditError::io(path, e))?;
     let head = if meta.is_dir() {
         String::new()

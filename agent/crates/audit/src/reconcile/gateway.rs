@@ -131,6 +131,52 @@ pub(super) fn absorb_logged_attempts(
     }
 }
 
+/// Envoy's default log has one line per downstream request with the final code: a
+/// retryable wire error inside a logged request's span, ending before the attempt
+/// paired with that line started, was retried by the gateway. Only for lines that do
+/// not say how many attempts they made.
+pub(super) fn absorb_unlogged_retries(
+    ctx: &Context<'_>,
+    run: &Run,
+    matching: &Matching,
+    offset: i64,
+    scope: &[usize],
+    used: &mut [bool],
+    ledger: &mut Ledger,
+) {
+    let events = ctx.events();
+    for &i in scope {
+        let e = &events[i];
+        if used[i] || !e.outcome.is_retryable() {
+            continue;
+        }
+        let holder = matching.pairs.iter().find(|p| {
+            let r = &run.requests[p.request];
+            let Some(crate::model::TimeAnchor::Span { start, end }) =
+                r.time.map(|t| t.shifted(offset))
+            else {
+                return false;
+            };
+            r.attempts_unknown
+                && start <= e.start_ns() + NS_PER_MS
+                && e.unix_ns <= end
+                && e.unix_ns <= events[p.event].start_ns() + NS_PER_MS
+        });
+        if let Some(p) = holder {
+            let r = &run.requests[p.request];
+            used[i] = true;
+            ledger.add_event(
+                Verdict::RetryAbsorbed,
+                e,
+                None,
+                "inside a logged request that ended with a later attempt: the gateway retried it (its log keeps only the final code)",
+                Some(ReportRef::new(&r.at, Some(r.outcome), None)),
+                Some(format!("final attempt: record {}", events[p.event].record)),
+            );
+        }
+    }
+}
+
 /// The LiteLLM proxy: its client leg (uvicorn lines vs responses on the listener) and
 /// its upstream leg (router retries).
 pub(super) fn audit_litellm(

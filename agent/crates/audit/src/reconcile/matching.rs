@@ -19,10 +19,13 @@
 //! 3. **Skew window.** After the shift, a reported request pairs only with wire events
 //!    whose time lies within `max_skew` (default 2 s, `--max-skew`) of the reported
 //!    time, interval or second.
-//! 4. **Assignment.** Reported requests are taken in time order; each takes the free
-//!    wire event with the lowest cost: (distance outside the reported interval, in ms;
-//!    distance between the reported and the wire request start, in ms; 1 if the
-//!    statuses disagree; exact distance). Each wire event pairs at most once. When time
+//! 4. **Assignment.** Each pairing has a cost: (distance outside the reported
+//!    interval, in ms; distance between the reported and the wire request start — for
+//!    a gateway line that made several attempts, between the ends — in ms; 1 if the
+//!    statuses disagree; exact distance). Every reported request keeps its 16 cheapest
+//!    candidates; all candidate pairs are then taken cheapest first, each request and
+//!    each wire event at most once (a greedy minimum-cost matching), so a request whose
+//!    own response is missing from the wire cannot take its neighbour's. When time
 //!    cannot tell two requests apart (same second, same millisecond), the pairing that
 //!    agrees is preferred, so a misreport or phantom is only declared when no
 //!    agreeing pairing exists: the discrepancies found are lower bounds.
@@ -36,6 +39,8 @@ use crate::verdict::{classify_pair, Verdict};
 pub const DEFAULT_MAX_SKEW_NS: u64 = 2 * NS_PER_SEC;
 /// Wire candidates examined per reported request (bounds the cost on dense logs).
 const MAX_CANDIDATES: usize = 512;
+/// Cheapest candidates kept per reported request for the global assignment.
+const EDGES_PER_REQUEST: usize = 16;
 /// How long before its response a request may have started (header latency bound for
 /// searching by start time).
 const MAX_REQUEST_LATENCY_NS: u64 = 600 * NS_PER_SEC;
@@ -77,9 +82,17 @@ fn cost(anchor: TimeAnchor, request: &ReportedRequest, e: &WireEvent) -> Cost {
             None => (t.saturating_sub(we), 0),
         },
         TimeAnchor::End(t) => (t.abs_diff(we), 0),
+        // One attempt starts right after the logged start; of several (a gateway that
+        // retried), the logged line stands for the last, which ends near the end.
         TimeAnchor::Span { start, end } => (
             start.saturating_sub(ws) + we.saturating_sub(end),
-            start.abs_diff(ws),
+            if request.attempts_unknown {
+                0 // any attempt inside may be the logged one: the status decides
+            } else if request.attempts.unwrap_or(1) > 1 {
+                end.abs_diff(we)
+            } else {
+                start.abs_diff(ws)
+            },
         ),
         TimeAnchor::Point(t) => (
             if t < ws { ws - t } else { t.saturating_sub(we) },
@@ -121,37 +134,6 @@ fn search_range(anchor: TimeAnchor, skew: u64) -> (u64, u64, bool) {
     }
 }
 
-/// Free-slot finder over a sorted candidate list: `next(i)` is the first unpaired slot
-/// at or after `i` (path-compressed), so paired events are skipped in O(α).
-struct FreeSlots {
-    next: Vec<usize>,
-}
-
-impl FreeSlots {
-    fn new(n: usize) -> FreeSlots {
-        FreeSlots {
-            next: (0..=n).collect(),
-        }
-    }
-
-    fn find(&mut self, mut i: usize) -> usize {
-        let mut root = i;
-        while self.next[root] != root {
-            root = self.next[root];
-        }
-        while self.next[i] != root {
-            let n = self.next[i];
-            self.next[i] = root;
-            i = n;
-        }
-        root
-    }
-
-    fn take(&mut self, i: usize) {
-        self.next[i] = i + 1;
-    }
-}
-
 /// Wire events of one key (upstream or client), sorted two ways.
 struct Candidates {
     by_start: Vec<usize>,
@@ -176,8 +158,9 @@ pub fn match_requests(
     options: MatchOptions,
 ) -> Matching {
     let mut matching = Matching::default();
+    // A gateway's own replies (Envoy RL, UO, ...) made no upstream request: never paired.
     let timed: Vec<usize> = (0..requests.len())
-        .filter(|&r| requests[r].time.is_some())
+        .filter(|&r| requests[r].time.is_some() && requests[r].local_reply.is_none())
         .collect();
     let untimed_by_client: Vec<usize> = (0..requests.len())
         .filter(|&r| requests[r].time.is_none() && requests[r].client.is_some())
@@ -220,18 +203,17 @@ pub fn match_requests(
             keyed.entry((1, c)).or_default().push(i);
         }
     }
-    let mut lists: HashMap<(u8, &str), Candidates> = keyed
+    let lists: HashMap<(u8, &str), Candidates> = keyed
         .into_iter()
         .map(|(k, m)| (k, Candidates::new(events, m)))
         .collect();
     let all = Candidates::new(events, free_scope);
 
-    let mut order = timed;
-    order.sort_by_key(|&r| requests[r].time.map(TimeAnchor::instant));
-    // Free-slot finders per (list, sort) are rebuilt lazily: an event taken through one
-    // list is skipped in the others by the `paired_event` check.
-    let mut slots: HashMap<(u8, String, bool), FreeSlots> = HashMap::new();
-    for r in order {
+    // Candidate edges: each request's cheapest free events within the skew window;
+    // then the globally cheapest edges first, so that a request whose partner is
+    // missing from the wire cannot take its neighbour's.
+    let mut edges: Vec<(Cost, usize, usize)> = Vec::new();
+    for &r in &timed {
         let request = &requests[r];
         let anchor = request.time.expect("timed").shifted(offset);
         let key = match (&request.client, &request.upstream) {
@@ -240,56 +222,35 @@ pub fn match_requests(
             (None, None) => None,
         };
         let list = match key {
-            Some(k) => match lists.get_mut(&k) {
-                Some(l) => &*l,
+            Some(k) => match lists.get(&k) {
+                Some(l) => l,
                 None => continue, // nothing on the wire for this upstream/connection
             },
             None => &all,
         };
         let (lo, hi, by_start) = search_range(anchor, options.max_skew_ns);
-        let sorted = if by_start {
-            &list.by_start
+        let (sorted, time_of): (&[usize], fn(&WireEvent) -> u64) = if by_start {
+            (&list.by_start, WireEvent::start_ns)
         } else {
-            &list.by_end
+            (&list.by_end, |e| e.unix_ns)
         };
-        let time_of = |i: usize| {
-            if by_start {
-                events[i].start_ns()
-            } else {
-                events[i].unix_ns
-            }
-        };
-        let first = sorted.partition_point(|&i| time_of(i) < lo);
-        let slot_key = (
-            key.map_or(2, |k| k.0),
-            key.map_or(String::new(), |k| k.1.to_owned()),
-            by_start,
-        );
-        let free = slots
-            .entry(slot_key)
-            .or_insert_with(|| FreeSlots::new(sorted.len()));
-        let mut best: Option<(Cost, usize)> = None;
-        let mut pos = free.find(first);
-        let mut examined = 0;
-        while pos < sorted.len() && examined < MAX_CANDIDATES {
-            let e = sorted[pos];
-            if time_of(e) > hi {
-                break;
-            }
-            if paired_event[e] {
-                free.take(pos); // taken through another list
-            } else {
-                examined += 1;
-                let c = cost(anchor, request, &events[e]);
-                if c.0 * NS_PER_MS <= options.max_skew_ns && best.is_none_or(|(b, _)| c < b) {
-                    best = Some((c, pos));
-                }
-            }
-            pos = free.find(pos + 1);
-        }
-        if let Some((c, pos)) = best {
-            let e = sorted[pos];
-            free.take(pos);
+        let first = sorted.partition_point(|&i| time_of(&events[i]) < lo);
+        let mut mine: Vec<(Cost, usize)> = sorted[first..]
+            .iter()
+            .take_while(|&&e| time_of(&events[e]) <= hi)
+            .take(MAX_CANDIDATES)
+            .map(|&e| (cost(anchor, request, &events[e]), e))
+            .filter(|(c, _)| c.0 * NS_PER_MS <= options.max_skew_ns)
+            .collect();
+        mine.sort_unstable();
+        mine.truncate(EDGES_PER_REQUEST);
+        edges.extend(mine.into_iter().map(|(c, e)| (c, r, e)));
+    }
+    edges.sort_unstable();
+    let mut request_done = vec![false; requests.len()];
+    for (c, r, e) in edges {
+        if !request_done[r] && !paired_event[e] {
+            request_done[r] = true;
             paired_event[e] = true;
             matching.pairs.push(Pair {
                 request: r,

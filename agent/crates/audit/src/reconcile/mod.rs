@@ -515,6 +515,17 @@ fn request_grain(
     // Gateway attempts (Plano attempts=N, nginx $upstream_status): the earlier attempts
     // are unpaired wire errors inside the request's span.
     gateway::absorb_logged_attempts(ctx, run, &matching, offset, &scope, &mut used, &mut ledger);
+    if role == Role::Gateway {
+        gateway::absorb_unlogged_retries(
+            ctx,
+            run,
+            &matching,
+            offset,
+            &scope,
+            &mut used,
+            &mut ledger,
+        );
+    }
 
     // Unpaired wire events of the run, nearest the edges first.
     let mut edge_rule = window.map(|w| EdgeRule::new(w, margin, run.concurrency));

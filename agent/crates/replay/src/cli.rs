@@ -158,6 +158,10 @@ fn print_report(
             "status lines with no outstanding request on their connection (not counted)",
         ),
         (
+            f.unresolved_requests,
+            "requests whose response was lost by the capture (not counted)",
+        ),
+        (
             f.holes,
             "byte ranges missing from the capture (snap length or drops)",
         ),

@@ -29,6 +29,9 @@ pub struct FlowStats {
     /// recorded (body text, or the answer to a request sent before the capture began).
     pub unpaired_responses: u64,
     pub no_responses: u64,
+    /// Requests whose response fell into bytes the capture lost (a later response was
+    /// found by resynchronising): not recorded, since their status is unknown.
+    pub unresolved_requests: u64,
     /// Byte ranges the capture did not hold.
     pub holes: u64,
     /// Times a direction lost track of message boundaries.
@@ -381,6 +384,9 @@ impl Exchange<'_> {
             return BodyLength::None;
         }
         let client = 1 - self.from;
+        if head.resynced {
+            self.drop_requests_answered_in_a_hole(head.unix_ns);
+        }
         // A response cannot start before its request: such a "head" is stray text.
         let answers_oldest = self.waiting[client]
             .front()
@@ -413,6 +419,23 @@ impl Exchange<'_> {
             BodyLength::None
         } else {
             head.declared
+        }
+    }
+}
+
+impl Exchange<'_> {
+    /// A response found after lost bytes answers the latest request sent before it;
+    /// earlier waiting requests were most likely answered in the lost bytes (clients
+    /// rarely pipeline), so their outcome is unknown and they leave the queue unrecorded.
+    fn drop_requests_answered_in_a_hole(&mut self, response_unix_ns: u64) {
+        let waiting = &mut self.waiting[1 - self.from];
+        let sent_before = waiting
+            .iter()
+            .take_while(|r| r.unix_ns <= response_unix_ns)
+            .count();
+        if sent_before > 1 {
+            waiting.drain(..sent_before - 1);
+            self.stats.unresolved_requests += (sent_before - 1) as u64;
         }
     }
 }

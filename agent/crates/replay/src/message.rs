@@ -50,6 +50,9 @@ pub struct Head<'a> {
     pub complete: bool,
     /// Body length as the head's own headers declare it.
     pub declared: BodyLength,
+    /// Found by resynchronising after lost bytes, not at a known message boundary:
+    /// messages before it may have been lost.
+    pub resynced: bool,
 }
 
 /// Which heads this direction carries, learned from the first one.
@@ -106,6 +109,9 @@ pub struct MessageStream {
     head_unix_ns: u64,
     /// `head[..scanned]` holds no end of head.
     scanned: usize,
+    /// The next head is found by resynchronising; see [`Head::resynced`].
+    resyncing: bool,
+    head_resynced: bool,
     /// Times the stream lost track of message boundaries.
     pub desyncs: u64,
 }
@@ -120,6 +126,8 @@ impl MessageStream {
             head: Vec::new(),
             head_unix_ns: 0,
             scanned: 0,
+            resyncing: !synced,
+            head_resynced: false,
             desyncs: 0,
         }
     }
@@ -127,6 +135,7 @@ impl MessageStream {
     /// The connection was seen starting: the next byte starts a message.
     pub fn start_synced(&mut self) {
         self.state = State::Boundary;
+        self.resyncing = false;
     }
 
     /// Read no further (the connection switched protocols).
@@ -147,12 +156,16 @@ impl MessageStream {
     ) {
         if segment_start && self.recognize(data).is_some() {
             match self.state {
-                State::Lost => self.state = State::Boundary,
+                State::Lost => {
+                    self.state = State::Boundary;
+                    self.resyncing = true;
+                }
                 // A head never ends in a segment that starts with another head: the one
                 // being collected was not a head (text after a resync), drop it.
                 State::InHead if self.head.len() >= STATUS_LINE_LEN => {
                     self.desyncs += 1;
                     self.state = State::Boundary;
+                    self.resyncing = true;
                 }
                 _ => {}
             }
@@ -163,6 +176,7 @@ impl MessageStream {
                     self.head.clear();
                     self.scanned = 0;
                     self.head_unix_ns = unix_ns;
+                    self.head_resynced = std::mem::take(&mut self.resyncing);
                     self.state = State::InHead;
                 }
                 State::InHead => data = self.collect_head(data, on_head),
@@ -273,6 +287,7 @@ impl MessageStream {
             unix_ns: self.head_unix_ns,
             complete: true,
             declared: declared_body_length(&self.head, start),
+            resynced: self.head_resynced,
         };
         self.state = match on_head(&head) {
             BodyLength::None | BodyLength::Length(0) => State::Boundary,
@@ -293,6 +308,7 @@ impl MessageStream {
                 unix_ns: self.head_unix_ns,
                 complete: false,
                 declared: BodyLength::Unknown,
+                resynced: self.head_resynced,
             });
         }
         self.head.clear();

@@ -452,3 +452,22 @@ fn reads_pcapng_with_each_interfaces_timestamp_resolution() {
     assert_eq!(records[0].unix_ns, T0 + 4 * MS + 7_000);
     assert_eq!(records[1].unix_ns, T0 + 6 * MS + 7_000);
 }
+
+#[test]
+fn a_response_lost_by_the_capture_leaves_its_request_unresolved() {
+    let mut c = conn();
+    let mut packets = c.handshake();
+    packets.push(c.client_data(CHAT));
+    let lost = c.server_data(&response("429 Too Many Requests", "", "{}"));
+    packets.push(c.client_data(b"GET /v1/completions HTTP/1.1\r\n\r\n"));
+    packets.push(c.server_data(&response("200 OK", "", "{}")));
+    drop(lost); // never captured
+    let (records, report) = replay(&packets);
+    assert_eq!(outcomes(&records), ["200"]);
+    assert_eq!(
+        records[0].route.as_deref(),
+        Some("/v1/completions"),
+        "paired with the latest"
+    );
+    assert_eq!(report.stats.flows.unresolved_requests, 1);
+}

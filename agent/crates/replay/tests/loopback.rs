@@ -140,7 +140,9 @@ fn replay_agrees_with_the_server_and_tshark_on_a_loopback_capture() {
 /// makes tcpdump drop every packet; the port is selected when reading instead.
 fn start_tcpdump(pcap: &Path) -> Child {
     let mut child = Command::new("tcpdump")
-        .args(["-i", "lo", "-U", "-n", "-w"])
+        // Immediate mode: without it packets wait up to a second in the kernel ring,
+        // and those still waiting when tcpdump stops are lost.
+        .args(["-i", "lo", "--immediate-mode", "-U", "-n", "-w"])
         .arg(pcap)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -7,7 +7,7 @@
 # Usage: scripts/make-fixtures.sh [scenario...]     (root: tcpdump on lo)
 #        scripts/make-fixtures.sh --replay-only    (wire.pcap.gz -> wire.jsonl again)
 # Scenarios: genai_bench_clean genai_bench_cohere genai_bench_sse_error
-#   genai_bench_boundary locust_sdk_retries locust_boundary litellm_gateway
+#   genai_bench_boundary genai_bench_multi locust_sdk_retries locust_boundary litellm_gateway
 # Env: VENV (default /tmp/rw-venv), TOK (tokenizer dir), RATEWIRE (the ratewire
 #   binary) or REPLAY (a command taking `CAPTURE --output FILE`).
 set -euo pipefail
@@ -216,6 +216,20 @@ scenario_genai_bench_boundary() {
   replay "$out"
 }
 
+# Two runs in one experiment (concurrency 2, then 10): the run files sort as "10"
+# before "2", the log says the order they ran in; each run owns its own responses.
+scenario_genai_bench_multi() {
+  local name=genai-bench-multi port=9117 out=$FIX/genai-bench-multi
+  rm -rf "$out"; mkdir -p "$out"
+  start_mock $port "$out/mock.jsonl" --plan 200x4,429 --retry-after 1 --delay-ms 300
+  start_capture "$out/wire.pcap" $port
+  genai_bench $name --api-backend openai --api-base "http://127.0.0.1:$port" \
+    --api-key sk-fixture-not-a-key --num-concurrency 2 --num-concurrency 10 --max-requests-per-run 4
+  stop_capture; stop_all
+  keep_genai_bench $name "$out"
+  replay "$out"
+}
+
 # Locust + openai-python (default max_retries=2): the SDK retries 429s into successes,
 # Locust shows no failure (retry_absorbed; x-stainless-retry-count pairs the attempts).
 # --stop-timeout lets users finish, so nothing is in flight at the stop.
@@ -279,7 +293,7 @@ main() {
     return
   fi
   setup
-  local all=(genai_bench_clean genai_bench_cohere genai_bench_sse_error genai_bench_boundary locust_sdk_retries locust_boundary litellm_gateway)
+  local all=(genai_bench_clean genai_bench_cohere genai_bench_sse_error genai_bench_boundary genai_bench_multi locust_sdk_retries locust_boundary litellm_gateway)
   local wanted=("$@")
   [ ${#wanted[@]} -eq 0 ] && wanted=("${all[@]}")
   for s in "${wanted[@]}"; do

@@ -247,6 +247,26 @@ fn requests_in_flight_at_the_stop_are_boundary() {
 }
 
 #[test]
+fn each_run_of_an_experiment_owns_its_own_responses() {
+    // Concurrency 2 then 10; "..._10_..." sorts before "..._2_...": the log's order wins.
+    let a = run(
+        "genai-bench-multi/wire.jsonl",
+        &["genai-bench-multi/experiment"],
+        &[],
+    );
+    let runs = &a.sources[0].runs;
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[0].name, "D(10,10) num_concurrency=2");
+    assert_eq!(runs[1].name, "D(10,10) num_concurrency=10");
+    let [first, second] = [&runs[0].verdicts, &runs[1].verdicts];
+    assert_eq!((first.get(Consistent), first.get(Boundary)), (6, 2));
+    assert_eq!((second.get(Consistent), second.get(Boundary)), (24, 8));
+    // At most `concurrency` requests can be in flight at a stop.
+    assert!(second.get(Boundary) <= 10);
+    assert!(a.passed);
+}
+
+#[test]
 fn litellm_router_retries_are_absorbed_and_its_counters_agree() {
     let a = run(
         "litellm-gateway/wire.jsonl",

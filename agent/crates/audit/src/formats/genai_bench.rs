@@ -357,28 +357,31 @@ fn attach_log_runs(report: &mut Report, log_runs: Vec<LogRun>, upstream: Option<
         }
         return;
     }
-    // The log may hold earlier experiments too (genai-bench appends): take the last
-    // log runs, matched to the run JSONs in order.
-    let skip = finished.len().saturating_sub(report.runs.len());
-    if finished.len() < report.runs.len() {
+    // The log may hold earlier experiments too (genai-bench appends): pair each run JSON
+    // with the latest finished log run of the same scenario and iteration. Run files
+    // are named, not numbered, so their order is not the order the runs happened in.
+    let mut log_runs: Vec<Option<LogRun>> = finished.into_iter().map(Some).collect();
+    let mut unpaired = 0;
+    for run in report.runs.iter_mut() {
+        let scenario = run.name.split(' ').next().unwrap_or("").to_owned();
+        let found = log_runs.iter().rposition(|lr| {
+            lr.as_ref().is_some_and(|lr| {
+                lr.concurrency == run.concurrency
+                    && lr.scenario.as_deref().is_none_or(|s| s == scenario)
+            })
+        });
+        match found.and_then(|i| log_runs[i].take()) {
+            Some(lr) => fill_from_log(run, lr),
+            None => unpaired += 1,
+        }
+    }
+    if unpaired > 0 {
         report.notes.push(format!(
-            "{LOG} has {} finished run(s) for {} run JSON(s): windows of the rest unknown",
-            finished.len(),
-            report.runs.len()
+            "{LOG}: no finished run for {unpaired} run JSON(s): their windows are unknown"
         ));
     }
-    for (run, lr) in report.runs.iter_mut().zip(finished.into_iter().skip(skip)) {
-        if lr.concurrency.is_some()
-            && run.concurrency.is_some()
-            && lr.concurrency != run.concurrency
-        {
-            report.notes.push(format!(
-                "{LOG}: run with concurrency {:?} paired with run JSON {:?}: order differs",
-                lr.concurrency, run.name
-            ));
-        }
-        fill_from_log(run, lr);
-    }
+    // Reconcile runs in the order they happened: each claims its wire responses first.
+    report.runs.sort_by_key(|r| r.window.map(|w| w.start));
 }
 
 fn fill_from_log(run: &mut Run, lr: LogRun) {

@@ -171,6 +171,7 @@ pub(super) fn run_grain(
     tally: &Tally,
     base: Vec<usize>,
     upstreams: &[String],
+    limit: Option<u64>,
     claimed: &mut [bool],
 ) -> RunAudit {
     let events = ctx.events();
@@ -193,8 +194,11 @@ pub(super) fn run_grain(
                 start: w.start,
                 end: w.end + run.unrecorded_tail_ns,
             };
+            let offset = w.start as i64 - run.window.map_or(w.start, |r| r.start) as i64;
+            let limit = limit.map(|l| l.saturating_add_signed(offset));
             base.into_iter()
                 .filter(|&i| in_scope(&events[i], reach, margin))
+                .filter(|&i| limit.is_none_or(|l| events[i].start_ns() < l))
                 .collect()
         }
         None => base,

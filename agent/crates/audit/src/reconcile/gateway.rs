@@ -200,7 +200,7 @@ pub(super) fn audit_litellm(
         let base: Vec<usize> = (0..ctx.events().len())
             .filter(|&i| ctx.events()[i].upstream == listener)
             .collect();
-        let mut audit = request_grain(ctx, &run, Role::Gateway, base, &mut claimed, false);
+        let mut audit = request_grain(ctx, &run, Role::Gateway, base, None, &mut claimed, false);
         audit.upstreams = vec![listener.clone()];
         out.push(audit);
     }

@@ -237,8 +237,12 @@ fn audit_source(ctx: &Context<'_>, input: Input) -> SourceAudit {
         Format::Litellm => runs.extend(gateway::audit_litellm(ctx, &report, &mut notes)),
         _ => {
             let mut claimed = vec![false; ctx.events().len()];
-            for run in &report.runs {
-                runs.push(audit_run(ctx, &report, run, role, &mut claimed));
+            for (i, run) in report.runs.iter().enumerate() {
+                // A run owns no request issued after the next run started.
+                let limit = report.runs[i + 1..]
+                    .iter()
+                    .find_map(|r| r.window.map(|w| w.start));
+                runs.push(audit_run(ctx, run, role, limit, &mut claimed));
             }
         }
     }
@@ -404,25 +408,25 @@ fn set_aside_sdk_retries(ctx: &Context<'_>, scope: Vec<usize>, ledger: &mut Ledg
     finals
 }
 
+/// `limit`: the next run's start (report clock), if any.
 fn audit_run(
     ctx: &Context<'_>,
-    report: &Report,
     run: &Run,
     role: Role,
+    limit: Option<u64>,
     claimed: &mut [bool],
 ) -> RunAudit {
     let upstreams = scope_upstreams(ctx, run, role);
     let base = events_of(ctx, &upstreams, claimed);
     let timed_all = run.coverage == Coverage::All && !run.requests.is_empty();
     let mut audit = if timed_all {
-        request_grain(ctx, run, role, base, claimed, false)
+        request_grain(ctx, run, role, base, limit, claimed, false)
     } else if let Some(tally) = &run.tally {
-        counts::run_grain(ctx, run, tally, base, &upstreams, claimed)
+        counts::run_grain(ctx, run, tally, base, &upstreams, limit, claimed)
     } else {
-        request_grain(ctx, run, role, base, claimed, true)
+        request_grain(ctx, run, role, base, limit, claimed, true)
     };
     audit.upstreams = upstreams;
-    let _ = report;
     audit
 }
 
@@ -433,6 +437,7 @@ fn request_grain(
     run: &Run,
     role: Role,
     base: Vec<usize>,
+    limit: Option<u64>,
     claimed: &mut [bool],
     errors_only: bool,
 ) -> RunAudit {
@@ -468,9 +473,11 @@ fn request_grain(
                 start: w.start,
                 end: w.end + run.unrecorded_tail_ns,
             };
+            let limit = limit.map(|l| l.saturating_add_signed(offset));
             base.iter()
                 .copied()
                 .filter(|&i| in_scope(&events[i], reach, margin + ctx.options.max_skew_ns))
+                .filter(|&i| limit.is_none_or(|l| events[i].start_ns() < l))
                 .collect()
         }
         None => base.clone(),

@@ -228,6 +228,34 @@ fn sse_error_inside_a_200_reported_as_429_is_phantom() {
 }
 
 #[test]
+fn genai_bench_log_alone_locates_each_error() {
+    // Without the run JSONs, the log's one line per failure is paired by second with
+    // the wire's failures (a failure is likelier than a success, given the choice).
+    let a = run(
+        "genai-bench-cohere/wire.jsonl",
+        &["genai-bench-cohere/experiment/genai_bench.log"],
+        &[],
+    );
+    assert_eq!(
+        findings(&a, 0),
+        vec![f(Misreported, "127.0.0.1:9112", "429", "500", 12)]
+    );
+    assert_eq!(
+        a.sources[0].runs[0].grain,
+        ratewire_audit::reconcile::Grain::Second
+    );
+    let a = run(
+        "genai-bench-sse-error/wire.jsonl",
+        &["genai-bench-sse-error/experiment/genai_bench.log"],
+        &[],
+    );
+    assert_eq!(
+        findings(&a, 0),
+        vec![f(Phantom, "127.0.0.1:9113", "200", "429", 7)]
+    );
+}
+
+#[test]
 fn requests_in_flight_at_the_stop_are_boundary() {
     let a = run(
         "genai-bench-boundary/wire.jsonl",

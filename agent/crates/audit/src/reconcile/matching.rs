@@ -21,11 +21,12 @@
 //!    time, interval or second.
 //! 4. **Assignment.** Each pairing has a cost: (distance outside the reported
 //!    interval, in ms; distance between the reported and the wire request start — for
-//!    a gateway line that made several attempts, between the ends — in ms; 1 if the
-//!    statuses disagree; exact distance). Every reported request keeps its 16 cheapest
+//!    a gateway line that made several attempts, between the ends — in ms; 0 if the
+//!    statuses agree, 1 if both say failure, 2 otherwise; exact distance). Every reported request keeps its 16 cheapest
 //!    candidates; all candidate pairs are then taken cheapest first, each request and
-//!    each wire event at most once (a greedy minimum-cost matching), so a request whose
-//!    own response is missing from the wire cannot take its neighbour's. When time
+//!    each wire event at most once (a greedy minimum-cost matching, done over chunks
+//!    of 8192 requests in time order to bound memory), so a request whose own response
+//!    is missing from the wire cannot take its neighbour's. When time
 //!    cannot tell two requests apart (same second, same millisecond), the pairing that
 //!    agrees is preferred, so a misreport or phantom is only declared when no
 //!    agreeing pairing exists: the discrepancies found are lower bounds.
@@ -39,8 +40,11 @@ use crate::verdict::{classify_pair, Verdict};
 pub const DEFAULT_MAX_SKEW_NS: u64 = 2 * NS_PER_SEC;
 /// Wire candidates examined per reported request (bounds the cost on dense logs).
 const MAX_CANDIDATES: usize = 512;
-/// Cheapest candidates kept per reported request for the global assignment.
+/// Cheapest candidates kept per reported request for the assignment.
 const EDGES_PER_REQUEST: usize = 16;
+/// Reported requests whose candidates are assigned together (bounds memory on huge
+/// logs; requests are in time order, so a chunk's edges are its neighbourhood's).
+const REQUESTS_PER_CHUNK: usize = 8192;
 /// How long before its response a request may have started (header latency bound for
 /// searching by start time).
 const MAX_REQUEST_LATENCY_NS: u64 = 600 * NS_PER_SEC;
@@ -110,7 +114,15 @@ fn cost(anchor: TimeAnchor, request: &ReportedRequest, e: &WireEvent) -> Cost {
             )
         }
     };
-    let disagree = u8::from(classify_pair(e.outcome, request.outcome) != Verdict::Consistent);
+    // 0: the statuses agree; 1: both say failure (a misreported code is likelier than
+    // a failure where the wire had a success); 2: otherwise.
+    let disagree = if classify_pair(e.outcome, request.outcome) == Verdict::Consistent {
+        0
+    } else if !e.outcome.is_success() && !request.outcome.is_success() {
+        1
+    } else {
+        2
+    };
     (
         outside / NS_PER_MS,
         start_gap / NS_PER_MS,
@@ -210,53 +222,61 @@ pub fn match_requests(
     let all = Candidates::new(events, free_scope);
 
     // Candidate edges: each request's cheapest free events within the skew window;
-    // then the globally cheapest edges first, so that a request whose partner is
-    // missing from the wire cannot take its neighbour's.
-    let mut edges: Vec<(Cost, usize, usize)> = Vec::new();
-    for &r in &timed {
-        let request = &requests[r];
-        let anchor = request.time.expect("timed").shifted(offset);
-        let key = match (&request.client, &request.upstream) {
-            (Some(c), _) => Some((1u8, c.as_str())),
-            (None, Some(u)) => Some((0u8, u.as_str())),
-            (None, None) => None,
-        };
-        let list = match key {
-            Some(k) => match lists.get(&k) {
-                Some(l) => l,
-                None => continue, // nothing on the wire for this upstream/connection
-            },
-            None => &all,
-        };
-        let (lo, hi, by_start) = search_range(anchor, options.max_skew_ns);
-        let (sorted, time_of): (&[usize], fn(&WireEvent) -> u64) = if by_start {
-            (&list.by_start, WireEvent::start_ns)
-        } else {
-            (&list.by_end, |e| e.unix_ns)
-        };
-        let first = sorted.partition_point(|&i| time_of(&events[i]) < lo);
-        let mut mine: Vec<(Cost, usize)> = sorted[first..]
-            .iter()
-            .take_while(|&&e| time_of(&events[e]) <= hi)
-            .take(MAX_CANDIDATES)
-            .map(|&e| (cost(anchor, request, &events[e]), e))
-            .filter(|(c, _)| c.0 * NS_PER_MS <= options.max_skew_ns)
-            .collect();
-        mine.sort_unstable();
-        mine.truncate(EDGES_PER_REQUEST);
-        edges.extend(mine.into_iter().map(|(c, e)| (c, r, e)));
-    }
-    edges.sort_unstable();
+    // then the cheapest edges first, so that a request whose partner is missing from
+    // the wire cannot take its neighbour's. Requests go in time order, in chunks (the
+    // edges of a chunk are all in memory at once; events taken by an earlier chunk
+    // are no longer free).
+    let mut order = timed;
+    order.sort_by_key(|&r| requests[r].time.map(TimeAnchor::instant));
     let mut request_done = vec![false; requests.len()];
-    for (c, r, e) in edges {
-        if !request_done[r] && !paired_event[e] {
-            request_done[r] = true;
-            paired_event[e] = true;
-            matching.pairs.push(Pair {
-                request: r,
-                event: e,
-                distance_ns: c.3,
-            });
+    let mut edges: Vec<(Cost, usize, usize)> = Vec::new();
+    for chunk in order.chunks(REQUESTS_PER_CHUNK) {
+        edges.clear();
+        for &r in chunk {
+            let request = &requests[r];
+            let anchor = request.time.expect("timed").shifted(offset);
+            let key = match (&request.client, &request.upstream) {
+                (Some(c), _) => Some((1u8, c.as_str())),
+                (None, Some(u)) => Some((0u8, u.as_str())),
+                (None, None) => None,
+            };
+            let list = match key {
+                Some(k) => match lists.get(&k) {
+                    Some(l) => l,
+                    None => continue, // nothing on the wire for this upstream/connection
+                },
+                None => &all,
+            };
+            let (lo, hi, by_start) = search_range(anchor, options.max_skew_ns);
+            let (sorted, time_of): (&[usize], fn(&WireEvent) -> u64) = if by_start {
+                (&list.by_start, WireEvent::start_ns)
+            } else {
+                (&list.by_end, |e| e.unix_ns)
+            };
+            let first = sorted.partition_point(|&i| time_of(&events[i]) < lo);
+            let mut mine: Vec<(Cost, usize)> = sorted[first..]
+                .iter()
+                .take_while(|&&e| time_of(&events[e]) <= hi)
+                .filter(|&&e| !paired_event[e])
+                .take(MAX_CANDIDATES)
+                .map(|&e| (cost(anchor, request, &events[e]), e))
+                .filter(|(c, _)| c.0 * NS_PER_MS <= options.max_skew_ns)
+                .collect();
+            mine.sort_unstable();
+            mine.truncate(EDGES_PER_REQUEST);
+            edges.extend(mine.into_iter().map(|(c, e)| (c, r, e)));
+        }
+        edges.sort_unstable();
+        for &(c, r, e) in &edges {
+            if !request_done[r] && !paired_event[e] {
+                request_done[r] = true;
+                paired_event[e] = true;
+                matching.pairs.push(Pair {
+                    request: r,
+                    event: e,
+                    distance_ns: c.3,
+                });
+            }
         }
     }
     matching

@@ -114,10 +114,12 @@ fn main() {
         }
         conn.exchanges_left -= 1;
         let retry = rng.below(3);
+        let body = r#"{"model":"bench","messages":[{"role":"user","content":"hi"}]}"#;
         let request = format!(
             "POST /v1/chat/completions HTTP/1.1\r\nHost: upstream\r\nAuthorization: Bearer sk-bench\r\n\
-             x-stainless-retry-count: {retry}\r\nContent-Type: application/json\r\nContent-Length: 64\r\n\r\n\
-             {{\"model\":\"bench\",\"messages\":[{{\"role\":\"user\",\"content\":\"hi\"}}]}}"
+             x-stainless-retry-count: {retry}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
         );
         let p = conn.tcp.client_data(request.as_bytes());
         write(&p, &mut clock);
@@ -175,7 +177,6 @@ fn main() {
         }
         write(&conn.tcp.ack(true), &mut clock);
     }
-    drop(write);
     out.into_inner()
         .into_inner()
         .expect("flush the capture file");

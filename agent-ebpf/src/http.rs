@@ -58,6 +58,20 @@ pub enum Method {
 }
 
 impl Method {
+    /// The method stored as `u8` in shared structs.
+    pub const fn from_u8(v: u8) -> Option<Method> {
+        Some(match v {
+            1 => Method::Get,
+            2 => Method::Post,
+            3 => Method::Put,
+            4 => Method::Delete,
+            5 => Method::Head,
+            6 => Method::Options,
+            7 => Method::Patch,
+            _ => return None,
+        })
+    }
+
     pub const fn as_str(self) -> &'static str {
         match self {
             Method::Get => "GET",
@@ -139,22 +153,6 @@ fn starts_with(head: &[u8], prefix: &[u8]) -> bool {
     true
 }
 
-/// ASCII case-insensitive `line.starts_with(name)` where `name` is lowercase.
-#[inline(always)]
-fn starts_with_ignore_case(line: &[u8], name: &[u8]) -> bool {
-    if line.len() < name.len() {
-        return false;
-    }
-    let mut i = 0;
-    while i < name.len() {
-        if line[i].to_ascii_lowercase() != name[i] {
-            return false;
-        }
-        i += 1;
-    }
-    true
-}
-
 /// Marker for "header absent" in the `u32` fields of [`HeadFacts`].
 pub const ABSENT: u32 = u32::MAX;
 
@@ -189,102 +187,260 @@ impl HeadFacts {
     };
 }
 
-/// Upper bound on header lines scanned, so the scan terminates in the verifier's eyes.
-pub const MAX_HEADER_LINES: usize = 64;
+/// Bytes of a head the probes scan for headers; later header lines are not read.
+pub const HEAD_SCAN_LEN: usize = 512;
+/// Bytes of one header line (name and value) the parser looks at; the headers it reads
+/// are short, so a longer line is simply cut.
+pub const HEADER_LINE_WINDOW: usize = 64;
+
+/// Whether a head continues after the line just read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LineStep {
+    Continue,
+    /// The blank line ending the head (or the end of the bytes we have).
+    EndOfHead,
+}
+
+/// A header line's first [`HEADER_LINE_WINDOW`] bytes, zero-padded past the end of
+/// the bytes available (NUL never occurs in a valid head, so it reads as "end").
+pub type LineWindow = [u8; HEADER_LINE_WINDOW];
+
+/// Read one header line into `facts`. This is the step both homes share: userspace
+/// calls it for every line of a head ([`scan_head`]); the kernel for every LF it finds,
+/// on a window of its zeroed scratch buffer. A fixed-size window keeps every index
+/// constant-bounded, so the eBPF verifier's work per line is small.
+#[inline(always)]
+pub fn read_line(window: &LineWindow, facts: &mut HeadFacts) -> LineStep {
+    match window[0] {
+        b'\r' | b'\n' | 0 => LineStep::EndOfHead,
+        _ => {
+            read_header(window, facts);
+            LineStep::Continue
+        }
+    }
+}
+
+/// The values in the header lines the kernel forwarded (see `types::Event::lines`).
+pub fn facts_from_lines(lines: &[LineWindow]) -> HeadFacts {
+    let mut facts = HeadFacts::NONE;
+    for line in lines {
+        read_line(line, &mut facts);
+    }
+    facts
+}
 
 /// Scan the header lines of a head (after its first line) for the values in
-/// [`HeadFacts`]. Stops at the blank line ending the head, at the end of `head` (a head
-/// split across segments yields what the first part holds), or after
-/// [`MAX_HEADER_LINES`]. Header names match case-insensitively; optional whitespace
-/// around values (including obsolete line folding's leading spaces) is skipped.
+/// [`HeadFacts`], within the first [`HEAD_SCAN_LEN`] bytes. Stops at the blank line
+/// ending the head; a head split across segments yields what the first part holds.
+/// Header names match case-insensitively; up to two blanks around values are skipped.
 pub fn scan_head(head: &[u8]) -> HeadFacts {
     let mut facts = HeadFacts::NONE;
-    let mut line_start = match next_line(head, 0) {
-        Some(s) => s,
-        None => return facts,
-    };
-    let mut lines = 0;
-    while lines < MAX_HEADER_LINES {
-        lines += 1;
-        let Some(line) = head.get(line_start..) else {
+    let head = &head[..head.len().min(HEAD_SCAN_LEN)];
+    for (lf, _) in head.iter().enumerate().filter(|(_, &b)| b == b'\n') {
+        let rest = &head[lf + 1..];
+        let mut window = [0u8; HEADER_LINE_WINDOW];
+        let n = rest.len().min(HEADER_LINE_WINDOW);
+        window[..n].copy_from_slice(&rest[..n]);
+        if read_line(&window, &mut facts) == LineStep::EndOfHead {
             break;
-        };
-        if line.first() == Some(&b'\r') || line.first() == Some(&b'\n') || line.is_empty() {
-            break; // end of head
-        }
-        read_header(line, &mut facts);
-        match next_line(head, line_start) {
-            Some(s) => line_start = s,
-            None => break,
         }
     }
     facts
 }
 
-/// Offset just past the next LF at or after `from`.
-fn next_line(head: &[u8], from: usize) -> Option<usize> {
-    let mut i = from;
-    while i < head.len() {
-        if head[i] == b'\n' {
-            return Some(i + 1);
+/// Which [`HeadFacts`] field a header line feeds.
+#[derive(Clone, Copy)]
+enum Wanted {
+    RetryAfterMs,
+    RetryAfter,
+    RemainingRequests,
+    RemainingTokens,
+    ClientRetry,
+}
+
+/// A header name (with its colon) as up to four 8-byte words, compared a word at a
+/// time: a handful of branches instead of a loop per byte, which keeps the eBPF
+/// verifier's work small. `fold` lowercases letters (`| 0x20` only where the name has
+/// a letter), `care` masks the bytes past the end of the name.
+struct NamePattern {
+    words: [u64; 4],
+    fold: [u64; 4],
+    care: [u64; 4],
+    len: usize,
+    wanted: Wanted,
+}
+
+const fn pattern(name: &[u8], wanted: Wanted) -> NamePattern {
+    let mut p = NamePattern {
+        words: [0; 4],
+        fold: [0; 4],
+        care: [0; 4],
+        len: name.len(),
+        wanted,
+    };
+    let mut i = 0;
+    while i < name.len() {
+        let shift = (i % 8) * 8;
+        p.words[i / 8] |= (name[i] as u64) << shift;
+        p.care[i / 8] |= 0xff << shift;
+        if name[i].is_ascii_lowercase() {
+            p.fold[i / 8] |= 0x20 << shift;
         }
         i += 1;
+    }
+    p
+}
+
+/// How many headers ratewire reads (the length of `WANTED`).
+pub const WANTED_HEADERS: usize = 5;
+
+/// Header names (lowercase, with the colon); `retry-after-ms:` before `retry-after:`.
+const WANTED: [NamePattern; WANTED_HEADERS] = [
+    pattern(b"retry-after-ms:", Wanted::RetryAfterMs),
+    pattern(b"retry-after:", Wanted::RetryAfter),
+    pattern(
+        b"x-ratelimit-remaining-requests:",
+        Wanted::RemainingRequests,
+    ),
+    pattern(b"x-ratelimit-remaining-tokens:", Wanted::RemainingTokens),
+    pattern(b"x-stainless-retry-count:", Wanted::ClientRetry),
+];
+
+/// Eight bytes of the window at `off` (a constant), little-endian.
+#[inline(always)]
+fn word_at(line: &LineWindow, off: usize) -> u64 {
+    u64::from_le_bytes([
+        line[off],
+        line[off + 1],
+        line[off + 2],
+        line[off + 3],
+        line[off + 4],
+        line[off + 5],
+        line[off + 6],
+        line[off + 7],
+    ])
+}
+
+#[inline(always)]
+fn matches(line: &LineWindow, p: &NamePattern) -> bool {
+    let mut k = 0;
+    while k < 4 {
+        if (word_at(line, k * 8) | p.fold[k]) & p.care[k] != p.words[k] {
+            return false;
+        }
+        k += 1;
+    }
+    true
+}
+
+/// Which wanted header (index into the table, 0..5) a line is, and where its value
+/// starts in the window.
+#[inline(always)]
+pub fn match_header(line: &LineWindow) -> Option<(usize, usize)> {
+    let mut k = 0;
+    while k < WANTED.len() {
+        if matches(line, &WANTED[k]) {
+            return Some((k, WANTED[k].len));
+        }
+        k += 1;
     }
     None
 }
 
-fn read_header(line: &[u8], facts: &mut HeadFacts) {
-    if let Some(v) = header_value(line, b"retry-after-ms:") {
-        facts.retry_after_ms = parse_u32(v).unwrap_or(ABSENT);
-    } else if let Some(v) = header_value(line, b"retry-after:") {
-        if let Some(secs) = parse_u32(v) {
-            facts.retry_after_secs = secs;
-        } else if let Some(unix) = parse_http_date(v) {
-            facts.retry_after_unix = unix;
+#[inline(always)]
+fn read_header(line: &LineWindow, facts: &mut HeadFacts) {
+    if let Some((k, value_start)) = match_header(line) {
+        store(line, value_start, WANTED[k].wanted, facts);
+    }
+}
+
+#[inline(always)]
+fn store(line: &[u8], value_start: usize, wanted: Wanted, facts: &mut HeadFacts) {
+    let value = scan_value(line, value_start);
+    let number = value.number.unwrap_or(ABSENT);
+    match wanted {
+        Wanted::RetryAfterMs => facts.retry_after_ms = number,
+        Wanted::RemainingRequests => facts.remaining_requests = number,
+        Wanted::RemainingTokens => facts.remaining_tokens = number,
+        Wanted::ClientRetry => facts.client_retry = number,
+        Wanted::RetryAfter => {
+            if value.number.is_some() {
+                facts.retry_after_secs = number;
+            } else if let Some(start) = value.text_start {
+                let date = line.get(start..start + 29).and_then(parse_http_date);
+                if let (Some(unix), true) = (date, ends_value(line, start + 29)) {
+                    facts.retry_after_unix = unix;
+                }
+            }
         }
-    } else if let Some(v) = header_value(line, b"x-ratelimit-remaining-requests:") {
-        facts.remaining_requests = parse_u32(v).unwrap_or(ABSENT);
-    } else if let Some(v) = header_value(line, b"x-ratelimit-remaining-tokens:") {
-        facts.remaining_tokens = parse_u32(v).unwrap_or(ABSENT);
-    } else if let Some(v) = header_value(line, b"x-stainless-retry-count:") {
-        facts.client_retry = parse_u32(v).unwrap_or(ABSENT);
     }
 }
 
-/// The value of a header line named `name` (lowercase, with its colon), trimmed of
-/// surrounding whitespace and of the line end.
-fn header_value<'a>(line: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
-    if !starts_with_ignore_case(line, name) {
-        return None;
-    }
-    let mut v = &line[name.len()..];
-    while let [b' ' | b'\t', rest @ ..] = v {
-        v = rest;
-    }
-    let mut end = 0;
-    while end < v.len() && v[end] != b'\r' && v[end] != b'\n' {
-        end += 1;
-    }
-    let mut v = &v[..end];
-    while let [rest @ .., b' ' | b'\t'] = v {
-        v = rest;
-    }
-    Some(v)
+/// A header value: a number, or where a non-numeric value starts.
+struct Value {
+    number: Option<u32>,
+    text_start: Option<usize>,
 }
 
-/// A non-empty run of ASCII digits that fits a `u32` (and is not [`ABSENT`]).
-fn parse_u32(v: &[u8]) -> Option<u32> {
-    if v.is_empty() || v.len() > 10 {
-        return None;
-    }
+/// Up to two spaces or tabs, then up to 10 digits (and up to two more blanks) ending
+/// the line; or the start of a text value. Bounded by constants, with few branches (the
+/// verifier's cost); longer runs of whitespace are not accepted.
+#[inline(always)]
+fn scan_value(line: &[u8], start: usize) -> Value {
+    let start = start + blanks_at(line, start);
     let mut n: u64 = 0;
-    for &b in v {
-        n = n * 10 + digit(b)? as u64;
+    let mut digits = 0;
+    while digits < 11 {
+        match line.get(start + digits) {
+            Some(&b) if b.is_ascii_digit() => n = n * 10 + (b - b'0') as u64,
+            _ => break,
+        }
+        digits += 1;
     }
-    if n >= ABSENT as u64 {
-        return None;
+    if digits == 0 {
+        let text = matches!(line.get(start), Some(&b) if b != b'\r' && b != b'\n' && b != 0);
+        return Value {
+            number: None,
+            text_start: if text { Some(start) } else { None },
+        };
     }
-    Some(n as u32)
+    let number = if digits <= 10 && n < ABSENT as u64 && ends_value(line, start + digits) {
+        Some(n as u32)
+    } else {
+        None
+    };
+    Value {
+        number,
+        text_start: None,
+    }
+}
+
+/// The value ends at `at` (after at most two blanks): end of the bytes we have
+/// (or of the zero padding), CR or LF.
+#[inline(always)]
+fn ends_value(line: &[u8], at: usize) -> bool {
+    matches!(
+        line.get(at + blanks_at(line, at)),
+        None | Some(b'\r') | Some(b'\n') | Some(0)
+    )
+}
+
+/// How many spaces or tabs (0 to 2) start at `at`.
+#[inline(always)]
+fn blanks_at(line: &[u8], at: usize) -> usize {
+    let blank = |i: usize| matches!(line.get(i), Some(b' ') | Some(b'\t'));
+    match (blank(at), blank(at + 1)) {
+        (true, true) => 2,
+        (true, false) => 1,
+        _ => 0,
+    }
+}
+
+#[cfg(test)]
+fn parse_u32(v: &[u8]) -> Option<u32> {
+    scan_value(v, 0)
+        .number
+        .filter(|_| !v.is_empty() && !v[0].is_ascii_whitespace())
 }
 
 /// IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`, RFC 9110 §5.6.7) to Unix seconds.
@@ -314,18 +470,22 @@ pub fn parse_http_date(v: &[u8]) -> Option<u32> {
 }
 
 fn month_number(m: [u8; 3]) -> Option<i64> {
-    const MONTHS: [[u8; 3]; 12] = [
-        *b"Jan", *b"Feb", *b"Mar", *b"Apr", *b"May", *b"Jun", *b"Jul", *b"Aug", *b"Sep", *b"Oct",
-        *b"Nov", *b"Dec",
-    ];
-    let mut i = 0;
-    while i < 12 {
-        if MONTHS[i] == m {
-            return Some(i as i64 + 1);
-        }
-        i += 1;
-    }
-    None
+    // A match rather than a table search: no loop and no `bcmp` in the eBPF object.
+    Some(match &m {
+        b"Jan" => 1,
+        b"Feb" => 2,
+        b"Mar" => 3,
+        b"Apr" => 4,
+        b"May" => 5,
+        b"Jun" => 6,
+        b"Jul" => 7,
+        b"Aug" => 8,
+        b"Sep" => 9,
+        b"Oct" => 10,
+        b"Nov" => 11,
+        b"Dec" => 12,
+        _ => return None,
+    })
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
@@ -428,7 +588,7 @@ mod tests {
     fn head_facts() {
         let head = b"HTTP/1.1 429 Too Many Requests\r\n\
             content-type: application/json\r\n\
-            RETRY-AFTER:   2  \r\n\
+            RETRY-AFTER:  2  \r\n\
             retry-after-ms: 1500\r\n\
             x-ratelimit-remaining-requests: 0\r\n\
             X-RateLimit-Remaining-Tokens:\t12345\r\n\

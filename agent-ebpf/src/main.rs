@@ -1,13 +1,23 @@
 //! ratewire's kernel programs.
 //!
-//! `ratewire_xdp` (XDP, ingress) finds HTTP/1.x status lines at the start of TCP
-//! payloads and counts them per (upstream address, upstream port, status) in a per-CPU
-//! hash map. Nothing is ever dropped or rewritten: every packet gets `XDP_PASS`.
+//! - `ratewire_tc_egress` (TC egress): a request head leaving marks its flow as
+//!   awaiting a response, with its time, route and client retry count.
+//! - `ratewire_xdp` (XDP ingress): a status line on an awaiting flow is counted per
+//!   (upstream, status, route) and sent to userspace as an event; an RST or FIN on an
+//!   awaiting flow is counted as a no-response outcome.
+//!
+//! Nothing is ever dropped or rewritten: every packet passes.
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
 
 #[cfg(target_arch = "bpf")]
+mod headscan;
+#[cfg(target_arch = "bpf")]
+mod maps;
+#[cfg(target_arch = "bpf")]
 mod packet;
+#[cfg(target_arch = "bpf")]
+mod tc;
 #[cfg(target_arch = "bpf")]
 mod xdp;
 

@@ -30,11 +30,6 @@ impl Packet {
     }
 
     #[inline(always)]
-    fn u8_at(&self, offset: usize) -> Option<u8> {
-        Some(self.bytes::<1>(offset)?[0])
-    }
-
-    #[inline(always)]
     fn be16_at(&self, offset: usize) -> Option<u16> {
         Some(u16::from_be_bytes(self.bytes::<2>(offset)?))
     }
@@ -47,11 +42,17 @@ pub struct TcpSegment {
     pub dst_addr: [u8; 16],
     pub src_port: u16,
     pub dst_port: u16,
-    /// TCP flags byte (FIN 0x01, SYN 0x02, RST 0x04, ACK 0x10).
+    /// TCP flags byte ([`TCP_FIN`], [`TCP_RST`], ...).
     pub flags: u8,
     /// Offset of the TCP payload from the start of the packet.
     pub payload_offset: usize,
+    /// Payload bytes according to the IP header (0 if the header says less than the
+    /// TCP header needs, e.g. a GSO super-packet with no length).
+    pub payload_len: usize,
 }
+
+pub const TCP_FIN: u8 = 0x01;
+pub const TCP_RST: u8 = 0x04;
 
 /// Walk Ethernet (with at most one VLAN tag) and IPv4/IPv6 to a TCP header.
 /// IPv6 extension headers and non-first IPv4 fragments are not followed.
@@ -63,7 +64,8 @@ pub fn tcp_segment(pkt: &Packet) -> Option<TcpSegment> {
         ethertype = pkt.be16_at(16)?;
         l3 += VLAN_HLEN;
     }
-    let (src_addr, dst_addr, l4) = match ethertype {
+    // `ip_len`: bytes from the start of the IP header to the end of the IP payload.
+    let (src_addr, dst_addr, l4, ip_len) = match ethertype {
         ETH_P_IP => {
             let head = pkt.bytes::<20>(l3)?;
             let frag_offset = u16::from_be_bytes([head[6], head[7]]) & 0x1fff;
@@ -76,15 +78,18 @@ pub fn tcp_segment(pkt: &Packet) -> Option<TcpSegment> {
             }
             let src = ratewire_ebpf::types::ipv4_mapped([head[12], head[13], head[14], head[15]]);
             let dst = ratewire_ebpf::types::ipv4_mapped([head[16], head[17], head[18], head[19]]);
-            (src, dst, l3 + ihl)
+            let total_len = u16::from_be_bytes([head[2], head[3]]) as usize;
+            (src, dst, l3 + ihl, total_len)
         }
         ETH_P_IPV6 => {
-            if pkt.u8_at(l3 + 6)? != IPPROTO_TCP {
+            let fixed = pkt.bytes::<8>(l3)?;
+            if fixed[6] != IPPROTO_TCP {
                 return None;
             }
+            let payload_len = u16::from_be_bytes([fixed[4], fixed[5]]) as usize;
             let src = pkt.bytes::<16>(l3 + 8)?;
             let dst = pkt.bytes::<16>(l3 + 24)?;
-            (src, dst, l3 + IPV6_HLEN)
+            (src, dst, l3 + IPV6_HLEN, IPV6_HLEN + payload_len)
         }
         _ => return None,
     };
@@ -100,5 +105,6 @@ pub fn tcp_segment(pkt: &Packet) -> Option<TcpSegment> {
         dst_port: u16::from_be_bytes([tcp[2], tcp[3]]),
         flags: tcp[13],
         payload_offset: l4 + data_offset,
+        payload_len: (l3 + ip_len).saturating_sub(l4 + data_offset),
     })
 }

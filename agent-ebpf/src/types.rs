@@ -1,8 +1,19 @@
 //! `#[repr(C)]` types shared by the kernel programs and userspace. Every struct is laid
 //! out with explicit fields and no implicit padding, so the bytes the kernel writes are
-//! exactly the bytes userspace reads.
+//! exactly the bytes userspace reads (the tests below pin the sizes).
 
-/// Key of the `RESPONSES` map: where a response came from and what it said.
+use crate::http::{LineWindow, WANTED_HEADERS};
+
+/// How a request ended, as counted in `RESPONSES` and reported in [`Event`]s.
+pub const OUTCOME_RESPONSE: u8 = 0;
+/// The upstream reset the connection (RST) while the request awaited its response.
+pub const OUTCOME_RESET: u8 = 1;
+/// The upstream closed the connection (FIN) while the request awaited its response.
+pub const OUTCOME_CLOSED: u8 = 2;
+/// No response within the configured time (decided by userspace, never by the kernel).
+pub const OUTCOME_TIMEOUT: u8 = 3;
+
+/// Key of the `RESPONSES` map: where an outcome came from and what it was.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ResponseKey {
@@ -10,22 +21,96 @@ pub struct ResponseKey {
     pub addr: [u8; 16],
     /// Upstream port, host byte order.
     pub port: u16,
-    /// HTTP status code (100..=999).
+    /// HTTP status code (100..=999); 0 when `outcome` is not [`OUTCOME_RESPONSE`].
     pub status: u16,
-    /// Route id from the request (0 = unknown/not paired).
+    /// Route id of the request (index into the userspace route table; 0 = other).
     pub route: u16,
     /// 1 when seen through the TLS uprobes, 0 on the wire.
-    pub tls: u16,
+    pub tls: u8,
+    /// `OUTCOME_*`.
+    pub outcome: u8,
 }
 
-/// Capacity of the `RESPONSES` map. Keys beyond it are not stored: each response that
-/// cannot be counted is counted in `LOSSES[LOSS_RESPONSE_MAP_FULL]` instead.
-pub const RESPONSES_MAX_ENTRIES: u32 = 16_384;
+/// One TCP connection, from the client's side: key of the `FLOWS` map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    pub client_addr: [u8; 16],
+    pub upstream_addr: [u8; 16],
+    pub client_port: u16,
+    pub upstream_port: u16,
+}
 
-/// Index into the per-CPU `LOSSES` array: a response that found the `RESPONSES` map full.
-pub const LOSS_RESPONSE_MAP_FULL: u32 = 0;
-/// Number of slots in `LOSSES`.
-pub const LOSS_SLOTS: u32 = 4;
+/// Index of the request's `x-stainless-retry-count` line in [`Event::lines`]; the
+/// others hold response header lines, in the order of `http::WANTED_HEADERS`.
+pub const CLIENT_RETRY_LINE: usize = 4;
+
+/// A request head that left on a flow and awaits its response: value of `FLOWS`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PendingRequest {
+    /// `bpf_ktime_get_ns()` (CLOCK_MONOTONIC) when the request head left.
+    pub request_ns: u64,
+    /// Route id (0 = other).
+    pub route: u16,
+    /// [`crate::http::Method`] as `u8`.
+    pub method: u8,
+    pub tls: u8,
+    pub reserved: [u8; 4],
+    /// The request's `x-stainless-retry-count` line (zeros when absent).
+    pub client_retry_line: LineWindow,
+}
+
+/// One outcome, sent to userspace through the `EVENTS` ring buffer.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// `bpf_ktime_get_ns()` (CLOCK_MONOTONIC, ns since boot) when the status line (or
+    /// the RST/FIN) arrived. Userspace converts it to wall-clock time.
+    pub seen_ns: u64,
+    /// `bpf_ktime_get_ns()` when the request head left.
+    pub request_ns: u64,
+    pub flow: FlowKey,
+    /// HTTP status code; 0 when `outcome` is not [`OUTCOME_RESPONSE`].
+    pub status: u16,
+    pub route: u16,
+    /// `OUTCOME_*`.
+    pub outcome: u8,
+    pub method: u8,
+    pub tls: u8,
+    pub reserved: [u8; 5],
+    /// The header lines ratewire reads, found by the kernel with the shared parser's
+    /// `match_header` and read by userspace with its `read_line` (zeros when absent):
+    /// never any other header, never a body.
+    pub lines: [LineWindow; WANTED_HEADERS],
+}
+
+/// Capacity of the `RESPONSES` map. Keys beyond it are not stored: each outcome that
+/// cannot be counted is counted in `STATS[STAT_RESPONSE_MAP_FULL]` instead.
+pub const RESPONSES_MAX_ENTRIES: u32 = 16_384;
+/// Capacity of the `FLOWS` map (requests awaiting a response at once).
+pub const FLOWS_MAX_ENTRIES: u32 = 65_536;
+/// Capacity of the `ROUTES` map (configured route paths).
+pub const ROUTES_MAX_ENTRIES: u32 = 64;
+/// Route paths are matched on this many bytes (zero-padded); longer paths are `other`.
+pub const ROUTE_PATH_LEN: usize = 32;
+/// Default size of the `EVENTS` ring buffer (userspace may resize it before loading).
+pub const EVENTS_DEFAULT_BYTES: u32 = 4 << 20;
+
+/// Slots of the per-CPU `STATS` array: what the probe saw but could not record, and
+/// what it saw but could not pair. All are exported, so nothing is lost silently.
+pub const STAT_RESPONSE_MAP_FULL: u32 = 0;
+/// A request could not be tracked: the `FLOWS` map was full.
+pub const STAT_FLOW_MAP_FULL: u32 = 1;
+/// An event did not fit in the ring buffer (the counters still include it).
+pub const STAT_EVENTS_LOST: u32 = 2;
+/// A status line arrived on a flow with no request awaiting it (started mid-flight,
+/// request not seen, or a body segment that looks like a status line).
+pub const STAT_UNPAIRED: u32 = 3;
+/// A request head left while the flow's previous request still awaited its response
+/// (HTTP pipelining: the older one is counted as answered by the first response).
+pub const STAT_PIPELINED: u32 = 4;
+pub const STAT_SLOTS: u32 = 8;
 
 /// Store an IPv4 address (network byte order octets) as IPv4-mapped IPv6.
 #[inline(always)]
@@ -39,15 +124,26 @@ pub const fn ipv4_mapped(octets: [u8; 4]) -> [u8; 16] {
 mod pod {
     // SAFETY: plain old data, #[repr(C)], no padding, every bit pattern valid.
     unsafe impl aya::Pod for super::ResponseKey {}
+    unsafe impl aya::Pod for super::FlowKey {}
+    unsafe impl aya::Pod for super::PendingRequest {}
+    unsafe impl aya::Pod for super::Event {}
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use core::mem::{align_of, size_of};
 
     #[test]
-    fn response_key_has_no_padding() {
-        assert_eq!(core::mem::size_of::<ResponseKey>(), 16 + 2 * 4);
-        assert_eq!(core::mem::align_of::<ResponseKey>(), 2);
+    fn shared_structs_have_no_padding() {
+        assert_eq!(size_of::<ResponseKey>(), 16 + 2 + 2 + 2 + 1 + 1);
+        assert_eq!(align_of::<ResponseKey>(), 2);
+        assert_eq!(size_of::<FlowKey>(), 16 + 16 + 2 + 2);
+        assert_eq!(size_of::<PendingRequest>(), 8 + 2 + 1 + 1 + 4 + 64);
+        assert_eq!(
+            size_of::<Event>(),
+            8 + 8 + size_of::<FlowKey>() + 2 * 2 + 3 + 5 + 64 * WANTED_HEADERS
+        );
+        assert_eq!(size_of::<Event>() % align_of::<Event>(), 0);
     }
 }

@@ -1,76 +1,169 @@
-//! XDP on ingress: count HTTP/1.x status lines per (upstream, status).
+//! XDP on ingress: responses (and RST/FIN) arriving on flows that await a response.
+
+use core::ffi::c_void;
 
 use aya_ebpf::{
     bindings::xdp_action,
-    macros::{map, xdp},
-    maps::{PerCpuArray, PerCpuHashMap},
+    helpers::{bpf_ktime_get_ns, gen::bpf_xdp_load_bytes},
+    macros::xdp,
     programs::XdpContext,
 };
 use ratewire_ebpf::{
-    http::{self, STATUS_LINE_LEN},
-    types::{ResponseKey, LOSS_RESPONSE_MAP_FULL, LOSS_SLOTS, RESPONSES_MAX_ENTRIES},
+    http::{self, HEADER_LINE_WINDOW, HEAD_SCAN_LEN, STATUS_LINE_LEN},
+    types::{
+        Event, FlowKey, ResponseKey, CLIENT_RETRY_LINE, OUTCOME_CLOSED, OUTCOME_RESET,
+        OUTCOME_RESPONSE, STAT_EVENTS_LOST, STAT_RESPONSE_MAP_FULL, STAT_UNPAIRED,
+    },
 };
 
-use crate::packet::{tcp_segment, Packet};
-
-/// Responses seen, per (upstream, status, route, tls); summed over CPUs by userspace.
-#[map]
-static RESPONSES: PerCpuHashMap<ResponseKey, u64> =
-    PerCpuHashMap::with_max_entries(RESPONSES_MAX_ENTRIES, 0);
-
-/// Observations that could not be recorded, by cause (`LOSS_*`).
-#[map]
-static LOSSES: PerCpuArray<u64> = PerCpuArray::with_max_entries(LOSS_SLOTS, 0);
+use crate::{
+    headscan::{self, Found},
+    maps::{count_stat, EVENTS, FLOWS, RESPONSES, SCRATCH_XDP},
+    packet::{tcp_segment, Packet, TcpSegment, TCP_FIN, TCP_RST},
+};
 
 #[xdp]
 pub fn ratewire_xdp(ctx: XdpContext) -> u32 {
-    let pkt = Packet {
-        start: ctx.data(),
-        end: ctx.data_end(),
-    };
-    observe(&pkt);
+    observe(&ctx);
     xdp_action::XDP_PASS
 }
 
 #[inline(always)]
-fn observe(pkt: &Packet) {
-    let Some(seg) = tcp_segment(pkt) else { return };
-    let Some(head) = pkt.bytes::<STATUS_LINE_LEN>(seg.payload_offset) else {
-        return;
+fn observe(ctx: &XdpContext) {
+    let pkt = Packet {
+        start: ctx.data(),
+        end: ctx.data_end(),
     };
-    let Some(status) = http::parse_status_line(&head) else {
-        return;
+    let Some(seg) = tcp_segment(&pkt) else { return };
+    // Ingress carries the upstream's packets: the source is the upstream.
+    let flow = FlowKey {
+        client_addr: seg.dst_addr,
+        upstream_addr: seg.src_addr,
+        client_port: seg.dst_port,
+        upstream_port: seg.src_port,
     };
-    if http::is_interim(status) {
-        return; // 100 Continue and friends: the real response is still to come.
+    let status = pkt
+        .bytes::<STATUS_LINE_LEN>(seg.payload_offset)
+        .and_then(|head| http::parse_status_line(&head));
+    if let Some(status) = status {
+        if http::is_interim(status) {
+            return; // 100 Continue and friends: the final response is still to come.
+        }
+        // Only a flow awaiting a response can carry one: this is what stops a body
+        // segment that happens to start with `HTTP/1.1 429 ` from being counted.
+        if FLOWS.get_ptr(&flow).is_none() {
+            count_stat(STAT_UNPAIRED);
+            return;
+        }
+        let found = scan_response_head(ctx, &seg);
+        finish(&flow, status, OUTCOME_RESPONSE, found.as_ref());
+        return;
     }
-    count_response(&ResponseKey {
-        addr: seg.src_addr,
-        port: seg.src_port,
+    let outcome = if seg.flags & TCP_RST != 0 {
+        OUTCOME_RESET
+    } else if seg.flags & TCP_FIN != 0 {
+        OUTCOME_CLOSED
+    } else {
+        return;
+    };
+    finish(&flow, 0, outcome, None);
+}
+
+/// Copy the response head (bounded) into the scratch buffer and find its wanted lines.
+#[inline(always)]
+fn scan_response_head(ctx: &XdpContext, seg: &TcpSegment) -> Option<Found> {
+    let len = seg.payload_len.min(HEAD_SCAN_LEN);
+    if len < STATUS_LINE_LEN {
+        return None;
+    }
+    let buf = headscan::clean_scratch(SCRATCH_XDP)?;
+    // SAFETY: `buf` is this CPU's scratch slot, at least HEAD_SCAN_LEN bytes long.
+    let loaded = unsafe {
+        bpf_xdp_load_bytes(
+            ctx.ctx,
+            seg.payload_offset as u32,
+            buf as *mut c_void,
+            len as u32,
+        )
+    };
+    (loaded == 0).then(|| headscan::scan(SCRATCH_XDP, len))
+}
+
+/// End the flow's pending request with `outcome`: claim it, count it, report it.
+///
+/// Userspace's timeout sweep may claim the same request at the same moment; only the
+/// one whose delete succeeds counts it, so every request ends exactly once. The event
+/// is written straight into the ring buffer (no 384-byte copy on the stack) and
+/// discarded if the claim is lost.
+#[inline(always)]
+fn finish(flow: &FlowKey, status: u16, outcome: u8, found: Option<&Found>) {
+    let Some(pending) = FLOWS.get_ptr(flow) else {
+        return;
+    };
+    // SAFETY: map value pointer valid until the entry is deleted below.
+    let (request_ns, route, method, tls) = unsafe {
+        (
+            (*pending).request_ns,
+            (*pending).route,
+            (*pending).method,
+            (*pending).tls,
+        )
+    };
+    let entry = EVENTS.reserve::<Event>(0);
+    if let Some(entry) = &entry {
+        let ev = entry.as_ptr() as *mut Event;
+        // SAFETY: `ev` is the reserved slot; every field is written before submit.
+        unsafe {
+            (*ev).seen_ns = bpf_ktime_get_ns();
+            (*ev).request_ns = request_ns;
+            (*ev).flow = *flow;
+            (*ev).status = status;
+            (*ev).route = route;
+            (*ev).outcome = outcome;
+            (*ev).method = method;
+            (*ev).tls = tls;
+            (*ev).reserved = [0; 5];
+            let mut k = 0;
+            while k < CLIENT_RETRY_LINE {
+                (*ev).lines[k] = match found {
+                    Some(found) => found.line(k),
+                    None => [0; HEADER_LINE_WINDOW],
+                };
+                k += 1;
+            }
+            (*ev).lines[CLIENT_RETRY_LINE] = (*pending).client_retry_line;
+        }
+    }
+    if FLOWS.remove(flow).is_err() {
+        if let Some(entry) = entry {
+            entry.discard(0);
+        }
+        return;
+    }
+    count(&ResponseKey {
+        addr: flow.upstream_addr,
+        port: flow.upstream_port,
         status,
-        route: 0,
-        tls: 0,
+        route,
+        tls,
+        outcome,
     });
+    match entry {
+        Some(entry) => entry.submit(0),
+        None => count_stat(STAT_EVENTS_LOST),
+    }
 }
 
 #[inline(always)]
-fn count_response(key: &ResponseKey) {
+fn count(key: &ResponseKey) {
     if let Some(count) = RESPONSES.get_ptr_mut(key) {
-        // SAFETY: per-CPU value, and XDP does not nest on one CPU.
+        // SAFETY: per-CPU value, and the programs do not nest on one CPU.
         unsafe { *count += 1 };
         return;
     }
     // New key. Per-CPU update touches only this CPU's slot, which is 0 here even if
     // another CPU inserted the key meanwhile, so writing 1 is exact. Failure = map full.
     if RESPONSES.insert(key, &1, 0).is_err() {
-        count_loss(LOSS_RESPONSE_MAP_FULL);
-    }
-}
-
-#[inline(always)]
-fn count_loss(slot: u32) {
-    if let Some(lost) = LOSSES.get_ptr_mut(slot) {
-        // SAFETY: per-CPU value, and XDP does not nest on one CPU.
-        unsafe { *lost += 1 };
+        count_stat(STAT_RESPONSE_MAP_FULL);
     }
 }

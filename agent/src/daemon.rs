@@ -1,12 +1,28 @@
-//! `ratewire run`: attach, serve metrics, wait for a signal, detach.
+//! `ratewire run`: attach, serve metrics, record events, wait for a signal, detach.
 
-use std::{process::ExitCode, sync::Arc};
+use std::{
+    process::ExitCode,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use anyhow::Context as _;
 use log::info;
-use tokio::signal::unix::{signal, SignalKind};
+use ratewire_journal::writer::{JournalWriter, WriterConfig};
+use tokio::{
+    signal::unix::{signal, SignalKind},
+    sync::watch,
+};
 
-use crate::{cli::RunArgs, exporter, metrics::Metrics, netif, probe::Probe};
+use crate::{
+    cli::RunArgs,
+    exporter,
+    metrics::Metrics,
+    netif,
+    probe::{Probe, ProbeConfig},
+    recorder::Recorder,
+    routes::RouteTable,
+};
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -21,22 +37,71 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
     let ifaces = if args.ifaces.is_empty() {
         netif::default_ifaces()?
     } else {
-        args.ifaces
+        args.ifaces.clone()
     };
+    for iface in &ifaces {
+        netif::ensure_exists(iface)?;
+    }
+    let routes = RouteTable::new(&args.routes)?;
+    let journal = open_journal(&args)?;
     // Bind before attaching, so a busy port costs no attach/detach cycle.
     let listener = exporter::bind(args.listen).await?;
-    let mut probe = Probe::attach(&ifaces)?;
-    let metrics = Arc::new(Metrics::new(probe.take_counters()?, &probe.attachments)?);
+
+    let mut probe = Probe::attach(&ProbeConfig {
+        ifaces: &ifaces,
+        routes: &routes,
+        events_buffer_bytes: args.events_buffer_bytes,
+    })?;
+    let counters = Arc::new(Mutex::new(probe.take_counters()?));
+    let metrics = Arc::new(Metrics::new(
+        counters.clone(),
+        routes.clone(),
+        &probe.attachments,
+    )?);
+    let recorder = Recorder::new(
+        probe.take_events()?,
+        probe.take_flows()?,
+        counters,
+        metrics.clone(),
+        routes,
+        journal,
+        Duration::from_secs_f64(args.response_timeout),
+    )?;
+    let (stop, stopped) = watch::channel(false);
+    let recording = tokio::spawn(recorder.run(stopped));
     let server = tokio::spawn(exporter::serve(listener, metrics));
 
+    let signal_name = wait_for_signal().await?;
+    info!("{signal_name}: stopping");
+    server.abort();
+    let _ = stop.send(true);
+    recording.await.context("the recorder task failed")??;
+    drop(probe);
+    info!("detached from {} interface(s)", ifaces.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn open_journal(args: &RunArgs) -> anyhow::Result<Option<JournalWriter>> {
+    if args.no_journal {
+        return Ok(None);
+    }
+    let mut config = WriterConfig::new(&args.data_dir);
+    config.max_file_bytes = args.journal_max_file_mib.max(1) << 20;
+    config.max_files = Some(args.journal_max_files.max(1));
+    config.max_age = args
+        .journal_max_age_hours
+        .map(|h| Duration::from_secs(h * 3600));
+    let writer = JournalWriter::open(config)
+        .with_context(|| format!("opening the journal in {}", args.data_dir.display()))?;
+    info!("journal in {}", args.data_dir.display());
+    Ok(Some(writer))
+}
+
+async fn wait_for_signal() -> anyhow::Result<&'static str> {
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
-    let signal_name = tokio::select! {
+    Ok(tokio::select! {
         _ = terminate.recv() => "SIGTERM",
         _ = interrupt.recv() => "SIGINT",
-    };
-    server.abort();
-    drop(probe);
-    info!("{signal_name}: detached from {} interface(s)", ifaces.len());
-    Ok(ExitCode::SUCCESS)
+    })
 }

@@ -1,43 +1,80 @@
-//! Prometheus view of the probe. The kernel maps are the only source of truth: every
-//! scrape reads them afresh (a custom collector), so there is no second copy of the
-//! counts to drift, and a scrape always shows exact values.
+//! Prometheus view of the probe.
 //!
-//! Cardinality is bounded by the kernel map: at most `RESPONSES_MAX_ENTRIES` series of
-//! `ratewire_http_responses_total`; responses beyond it are counted in
-//! `ratewire_map_overflow_total`, never dropped silently.
+//! Two sources, one registry:
+//! - kernel counters (responses, no-response outcomes, losses) are read from the maps
+//!   at every scrape by a custom collector: the maps are the single source of truth,
+//!   so a scrape always shows exact values and nothing can drift;
+//! - per-event metrics (latency and Retry-After histograms, rate-limit gauges, client
+//!   retries) are updated from the ring-buffer events. Events lost to a full buffer are
+//!   missing from these and counted in `ratewire_events_lost_total`.
+//!
+//! Cardinality is bounded: kernel series by the map sizes (overflow counted in
+//! `ratewire_map_overflow_total`), routes by the route table, and upstreams in
+//! per-event metrics by [`MAX_EVENT_UPSTREAMS`] (the rest are labelled `overflow`).
 
-use std::sync::{Arc, Mutex};
+use std::{
+    collections::{BTreeMap, HashSet},
+    sync::{Arc, Mutex},
+};
 
 use log::error;
 use prometheus::{
     core::{Collector, Desc},
     proto::MetricFamily,
-    Encoder as _, GaugeVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder as _, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec,
+    Opts, Registry, TextEncoder,
+};
+use ratewire_ebpf::http::HeadFacts;
+use ratewire_ebpf::types::{
+    Event, OUTCOME_CLOSED, OUTCOME_RESET, OUTCOME_RESPONSE, STAT_EVENTS_LOST, STAT_FLOW_MAP_FULL,
+    STAT_PIPELINED, STAT_RESPONSE_MAP_FULL, STAT_UNPAIRED,
 };
 
-use crate::probe::{Attachment, Counters};
-use crate::upstream;
+use crate::{
+    events,
+    probe::{Attachment, Counters},
+    routes::RouteTable,
+    upstream,
+};
+
+/// Upstreams tracked by per-event metrics before new ones are labelled `overflow`.
+pub const MAX_EVENT_UPSTREAMS: usize = 1024;
+
+/// Timeouts decided by userspace, per (upstream, route): part of the no-response counter.
+pub type Timeouts = Arc<Mutex<BTreeMap<(String, String), u64>>>;
 
 /// Everything `/metrics` shows.
 pub struct Metrics {
     registry: Registry,
+    pub per_event: EventMetrics,
+    pub timeouts: Timeouts,
 }
 
 impl Metrics {
-    pub fn new(counters: Counters, attachments: &[Attachment]) -> anyhow::Result<Metrics> {
+    pub fn new(
+        counters: Arc<Mutex<Counters>>,
+        routes: RouteTable,
+        attachments: &[Attachment],
+    ) -> anyhow::Result<Metrics> {
         let registry = Registry::new();
-        registry.register(Box::new(ProbeCollector::new(counters)?))?;
+        let timeouts = Timeouts::default();
+        registry.register(Box::new(ProbeCollector {
+            counters,
+            routes,
+            timeouts: timeouts.clone(),
+        }))?;
+        let per_event = EventMetrics::new(&registry)?;
 
         let attached = IntGaugeVec::new(
             Opts::new(
                 "ratewire_probe_attached",
-                "1 for each interface a probe is attached to, by attach mode",
+                "1 for each interface and direction a probe is attached to, by mode",
             ),
             &["iface", "mode"],
         )?;
         for a in attachments {
             attached
-                .with_label_values(&[a.iface.as_str(), &a.mode.to_string()])
+                .with_label_values(&[a.iface.as_str(), a.mode])
                 .set(1);
         }
         registry.register(Box::new(attached))?;
@@ -53,7 +90,11 @@ impl Metrics {
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1.0);
         registry.register(Box::new(build))?;
-        Ok(Metrics { registry })
+        Ok(Metrics {
+            registry,
+            per_event,
+            timeouts,
+        })
     }
 
     /// The Prometheus text exposition of every metric.
@@ -62,76 +103,273 @@ impl Metrics {
         TextEncoder::new().encode(&self.registry.gather(), &mut out)?;
         Ok(out)
     }
+
+    pub fn count_timeout(&self, upstream: String, route: String) {
+        let mut timeouts = self.timeouts.lock().unwrap_or_else(|p| p.into_inner());
+        *timeouts.entry((upstream, route)).or_default() += 1;
+    }
 }
 
 /// Reads the kernel counters on every scrape.
 struct ProbeCollector {
     counters: Arc<Mutex<Counters>>,
-    // Unregistered templates: they carry the descriptors and build each scrape's families.
-    responses: IntCounterVec,
-    overflow: IntCounter,
+    routes: RouteTable,
+    timeouts: Timeouts,
 }
 
-impl ProbeCollector {
-    fn new(counters: Counters) -> anyhow::Result<ProbeCollector> {
-        Ok(ProbeCollector {
-            counters: Arc::new(Mutex::new(counters)),
-            responses: responses_vec()?,
-            overflow: overflow_counter()?,
+/// Fresh (unregistered) metric vectors for one scrape; also the collector's descriptors.
+struct KernelFamilies {
+    responses: IntCounterVec,
+    no_response: IntCounterVec,
+    overflow: IntCounterVec,
+    events_lost: IntCounter,
+    unpaired: IntCounter,
+    pipelined: IntCounter,
+}
+
+impl KernelFamilies {
+    fn new() -> prometheus::Result<KernelFamilies> {
+        Ok(KernelFamilies {
+            responses: IntCounterVec::new(
+                Opts::new(
+                    "ratewire_http_responses_total",
+                    "HTTP/1.x final responses paired with their request, by upstream (ip:port), route, status and whether seen through TLS",
+                ),
+                &["upstream", "route", "status", "tls"],
+            )?,
+            no_response: IntCounterVec::new(
+                Opts::new(
+                    "ratewire_http_no_response_total",
+                    "Requests that got no response: reset (RST), closed (FIN) or timeout",
+                ),
+                &["upstream", "route", "reason"],
+            )?,
+            overflow: IntCounterVec::new(
+                Opts::new(
+                    "ratewire_map_overflow_total",
+                    "Observations not recorded because a kernel map was full, by map",
+                ),
+                &["map"],
+            )?,
+            events_lost: IntCounter::new(
+                "ratewire_events_lost_total",
+                "Events dropped because the ring buffer was full (counters still include them; the journal has gap markers)",
+            )?,
+            unpaired: IntCounter::new(
+                "ratewire_http_unpaired_responses_total",
+                "Status lines seen on flows with no request awaiting a response (not counted as responses)",
+            )?,
+            pipelined: IntCounter::new(
+                "ratewire_http_pipelined_requests_total",
+                "Request heads sent while the flow's previous request still awaited its response (pipelining or retransmission; not tracked)",
+            )?,
         })
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let mut families = self.responses.collect();
+        families.extend(self.no_response.collect());
+        families.extend(self.overflow.collect());
+        families.extend(self.events_lost.collect());
+        families.extend(self.unpaired.collect());
+        families.extend(self.pipelined.collect());
+        families
     }
 }
 
-fn responses_vec() -> prometheus::Result<IntCounterVec> {
-    IntCounterVec::new(
-        Opts::new(
-            "ratewire_http_responses_total",
-            "HTTP/1.x responses seen on the wire, by upstream (ip:port) and status code",
-        ),
-        &["upstream", "status"],
-    )
-}
-
-fn overflow_counter() -> prometheus::Result<IntCounter> {
-    IntCounter::new(
-        "ratewire_map_overflow_total",
-        "Responses seen but not counted per upstream because the kernel map was full",
-    )
-}
+static DESCRIPTORS: std::sync::OnceLock<Option<KernelFamilies>> = std::sync::OnceLock::new();
 
 impl Collector for ProbeCollector {
     fn desc(&self) -> Vec<&Desc> {
-        let mut descs = self.responses.desc();
-        descs.extend(self.overflow.desc());
+        let Some(f) = DESCRIPTORS.get_or_init(|| KernelFamilies::new().ok()) else {
+            return Vec::new();
+        };
+        let mut descs = f.responses.desc();
+        descs.extend(f.no_response.desc());
+        descs.extend(f.overflow.desc());
+        descs.extend(f.events_lost.desc());
+        descs.extend(f.unpaired.desc());
+        descs.extend(f.pipelined.desc());
         descs
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
-        let snapshot = match self.counters.lock() {
-            Ok(counters) => counters.snapshot(),
-            Err(poisoned) => poisoned.into_inner().snapshot(),
-        };
-        let snapshot = match snapshot {
-            Ok(s) => s,
-            Err(e) => {
-                // A failed read must not look like zero: omit the families for this scrape.
+        let snapshot = self
+            .counters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .snapshot();
+        let (snapshot, f) = match (snapshot, KernelFamilies::new()) {
+            (Ok(s), Ok(f)) => (s, f),
+            (Err(e), _) => {
+                // A failed read must not look like zero: omit the families this scrape.
                 error!("reading kernel counters: {e:#}");
                 return Vec::new();
             }
-        };
-        // Fresh vectors each scrape, so series reflect the maps exactly.
-        let (Ok(responses), Ok(overflow)) = (responses_vec(), overflow_counter()) else {
-            return Vec::new();
+            (_, Err(e)) => {
+                error!("building metric families: {e}");
+                return Vec::new();
+            }
         };
         for (key, count) in &snapshot.responses {
             let upstream = upstream::label(key.addr, key.port);
-            responses
-                .with_label_values(&[upstream.as_str(), &key.status.to_string()])
+            let route = self.routes.label(key.route);
+            let tls = if key.tls != 0 { "true" } else { "false" };
+            let reason = match key.outcome {
+                OUTCOME_RESPONSE => {
+                    let status = key.status.to_string();
+                    f.responses
+                        .with_label_values(&[upstream.as_str(), route, &status, tls])
+                        .inc_by(*count);
+                    continue;
+                }
+                OUTCOME_RESET => "reset",
+                OUTCOME_CLOSED => "closed",
+                _ => "timeout",
+            };
+            f.no_response
+                .with_label_values(&[upstream.as_str(), route, reason])
                 .inc_by(*count);
         }
-        overflow.inc_by(snapshot.response_map_full);
-        let mut families = responses.collect();
-        families.extend(overflow.collect());
-        families
+        for ((upstream, route), count) in self
+            .timeouts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            f.no_response
+                .with_label_values(&[upstream.as_str(), route.as_str(), "timeout"])
+                .inc_by(*count);
+        }
+        let stat = |slot: u32| snapshot.stats[slot as usize];
+        f.overflow
+            .with_label_values(&["responses"])
+            .inc_by(stat(STAT_RESPONSE_MAP_FULL));
+        f.overflow
+            .with_label_values(&["flows"])
+            .inc_by(stat(STAT_FLOW_MAP_FULL));
+        f.events_lost.inc_by(stat(STAT_EVENTS_LOST));
+        f.unpaired.inc_by(stat(STAT_UNPAIRED));
+        f.pipelined.inc_by(stat(STAT_PIPELINED));
+        f.collect()
+    }
+}
+
+/// Metrics derived from each event.
+pub struct EventMetrics {
+    response_seconds: HistogramVec,
+    retry_after_seconds: HistogramVec,
+    remaining_requests: IntGaugeVec,
+    remaining_tokens: IntGaugeVec,
+    client_retries: IntCounterVec,
+    upstreams: Mutex<HashSet<String>>,
+}
+
+impl EventMetrics {
+    fn new(registry: &Registry) -> prometheus::Result<EventMetrics> {
+        let m = EventMetrics {
+            response_seconds: HistogramVec::new(
+                HistogramOpts::new(
+                    "ratewire_http_response_seconds",
+                    "Time from the request head leaving to the status line arriving",
+                )
+                .buckets(vec![
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                    10.0, 30.0, 60.0, 120.0,
+                ]),
+                &["upstream", "route", "status_class"],
+            )?,
+            retry_after_seconds: HistogramVec::new(
+                HistogramOpts::new(
+                    "ratewire_retry_after_seconds",
+                    "Retry-After (or retry-after-ms) announced by responses",
+                )
+                .buckets(vec![
+                    0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 3600.0,
+                ]),
+                &["upstream"],
+            )?,
+            remaining_requests: IntGaugeVec::new(
+                Opts::new(
+                    "ratewire_ratelimit_remaining_requests",
+                    "Last x-ratelimit-remaining-requests seen from the upstream",
+                ),
+                &["upstream"],
+            )?,
+            remaining_tokens: IntGaugeVec::new(
+                Opts::new(
+                    "ratewire_ratelimit_remaining_tokens",
+                    "Last x-ratelimit-remaining-tokens seen from the upstream",
+                ),
+                &["upstream"],
+            )?,
+            client_retries: IntCounterVec::new(
+                Opts::new(
+                    "ratewire_client_retries_total",
+                    "Requests sent as retries by OpenAI/Anthropic SDKs (x-stainless-retry-count >= 1), by attempt",
+                ),
+                &["upstream", "attempt"],
+            )?,
+            upstreams: Mutex::new(HashSet::new()),
+        };
+        registry.register(Box::new(m.response_seconds.clone()))?;
+        registry.register(Box::new(m.retry_after_seconds.clone()))?;
+        registry.register(Box::new(m.remaining_requests.clone()))?;
+        registry.register(Box::new(m.remaining_tokens.clone()))?;
+        registry.register(Box::new(m.client_retries.clone()))?;
+        Ok(m)
+    }
+
+    pub fn observe(&self, ev: &Event, facts: &HeadFacts, routes: &RouteTable) {
+        let upstream = self.upstream_label(upstream::label(
+            ev.flow.upstream_addr,
+            ev.flow.upstream_port,
+        ));
+        let client_retry = events::present(facts.client_retry).unwrap_or(0);
+        if client_retry >= 1 {
+            let attempt = match client_retry {
+                n @ 1..=9 => n.to_string(),
+                _ => "10+".to_owned(),
+            };
+            self.client_retries
+                .with_label_values(&[upstream.as_str(), &attempt])
+                .inc();
+        }
+        if ev.outcome != OUTCOME_RESPONSE {
+            return;
+        }
+        let class = format!("{}xx", ev.status / 100);
+        let seconds = ev.seen_ns.saturating_sub(ev.request_ns) as f64 / 1e9;
+        self.response_seconds
+            .with_label_values(&[upstream.as_str(), routes.label(ev.route), &class])
+            .observe(seconds);
+        if let Some(v) = events::present(facts.remaining_requests) {
+            self.remaining_requests
+                .with_label_values(&[upstream.as_str()])
+                .set(v as i64);
+        }
+        if let Some(v) = events::present(facts.remaining_tokens) {
+            self.remaining_tokens
+                .with_label_values(&[upstream.as_str()])
+                .set(v as i64);
+        }
+    }
+
+    pub fn observe_retry_after(&self, upstream_label: String, ms: u64) {
+        let upstream = self.upstream_label(upstream_label);
+        self.retry_after_seconds
+            .with_label_values(&[upstream.as_str()])
+            .observe(ms as f64 / 1000.0);
+    }
+
+    /// The upstream's label, or `overflow` once [`MAX_EVENT_UPSTREAMS`] are tracked.
+    fn upstream_label(&self, label: String) -> String {
+        let mut seen = self.upstreams.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.contains(&label) || seen.len() < MAX_EVENT_UPSTREAMS {
+            seen.insert(label.clone());
+            label
+        } else {
+            "overflow".to_owned()
+        }
     }
 }

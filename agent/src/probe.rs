@@ -1,50 +1,47 @@
-//! The kernel side as userspace sees it: load the embedded eBPF object, attach the XDP
-//! program to interfaces, and read its counters.
+//! The kernel side as userspace sees it: load the embedded eBPF object, fill the route
+//! table, attach XDP (ingress) and TC (egress) to interfaces, and hand out the maps.
 //!
-//! Every attachment is a bpf_link owned by the loaded object: dropping [`Probe`] detaches
-//! cleanly, and if the process dies (even `kill -9`) the kernel closes the links' file
-//! descriptors and detaches them itself. Nothing is pinned, so nothing outlives us.
-
-use std::fmt;
+//! Every attachment is a bpf_link owned by the loaded object (XDP links, TCX links):
+//! dropping [`Probe`] detaches cleanly, and if the process dies (even `kill -9`) the
+//! kernel closes the links' file descriptors and detaches them itself. Nothing is
+//! pinned, so nothing outlives us.
 
 use anyhow::{anyhow, bail, Context as _};
 use aya::{
-    maps::{MapData, PerCpuArray, PerCpuHashMap},
-    programs::{Xdp, XdpFlags},
-    Ebpf,
+    maps::{HashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
+    programs::{
+        links::LinkOrder,
+        tc::{SchedClassifier, TcAttachOptions, TcAttachType},
+        Xdp, XdpFlags,
+    },
+    Ebpf, EbpfLoader,
 };
 use log::{info, warn};
-use ratewire_ebpf::types::{ResponseKey, LOSS_RESPONSE_MAP_FULL};
+use ratewire_ebpf::types::{FlowKey, PendingRequest, ResponseKey, ROUTE_PATH_LEN, STAT_SLOTS};
 
-use crate::netif;
+use crate::{netif, routes::RouteTable};
 
 /// The kernel programs, compiled by build.rs for bpfel-unknown-none.
 pub const OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/ratewire-probes"));
 
-/// Name of the XDP ingress program in [`OBJECT`].
+/// Program names in [`OBJECT`].
 pub const XDP_PROGRAM: &str = "ratewire_xdp";
+pub const TC_PROGRAM: &str = "ratewire_tc_egress";
 
-/// How XDP runs on an interface: in the driver, or in the generic (skb) path.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum XdpMode {
-    Native,
-    Generic,
-}
-
-impl fmt::Display for XdpMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            XdpMode::Native => "native",
-            XdpMode::Generic => "generic",
-        })
-    }
-}
-
-/// One interface the XDP program is attached to.
+/// One hook the probe is attached to.
 #[derive(Clone, Debug)]
 pub struct Attachment {
     pub iface: String,
-    pub mode: XdpMode,
+    /// `native` or `generic` (XDP ingress), `tcx` (TC egress).
+    pub mode: &'static str,
+}
+
+/// How to load the probe.
+pub struct ProbeConfig<'a> {
+    pub ifaces: &'a [String],
+    pub routes: &'a RouteTable,
+    /// Size of the events ring buffer: a power of two, a multiple of the page size.
+    pub events_buffer_bytes: u32,
 }
 
 /// The loaded programs, their attachments and their maps.
@@ -55,32 +52,48 @@ pub struct Probe {
 }
 
 impl Probe {
-    /// Load the eBPF object and attach XDP to every interface in `ifaces`.
-    pub fn attach(ifaces: &[String]) -> anyhow::Result<Probe> {
-        for iface in ifaces {
+    /// Load the eBPF object and attach both programs to every interface.
+    pub fn attach(config: &ProbeConfig) -> anyhow::Result<Probe> {
+        for iface in config.ifaces {
             netif::ensure_exists(iface)?;
         }
         raise_memlock_limit();
-        let mut ebpf = Ebpf::load(OBJECT)
+        let mut ebpf = EbpfLoader::new()
+            .set_max_entries("EVENTS", config.events_buffer_bytes)
+            .load(OBJECT)
             .map_err(|e| explain_privileges(anyhow!(e)))
             .context("loading ratewire's eBPF object")?;
         start_kernel_log(&mut ebpf);
+        fill_routes(&mut ebpf, config.routes)?;
 
-        let xdp: &mut Xdp = ebpf
-            .program_mut(XDP_PROGRAM)
-            .ok_or_else(|| anyhow!("the eBPF object has no program {XDP_PROGRAM}"))?
-            .try_into()?;
+        let mut attachments = Vec::new();
+        let xdp: &mut Xdp = program(&mut ebpf, XDP_PROGRAM)?.try_into()?;
         xdp.load()
             .map_err(|e| explain_privileges(anyhow!(e)))
             .context("the kernel refused the XDP program")?;
-
-        let mut attachments = Vec::with_capacity(ifaces.len());
-        for iface in ifaces {
+        for iface in config.ifaces {
             let mode = attach_xdp(xdp, iface)?;
-            info!("attached XDP to {iface} ({mode} mode)");
+            info!("attached XDP ingress to {iface} ({mode} mode)");
             attachments.push(Attachment {
                 iface: iface.clone(),
                 mode,
+            });
+        }
+        let tc: &mut SchedClassifier = program(&mut ebpf, TC_PROGRAM)?.try_into()?;
+        tc.load().context("the kernel refused the TC program")?;
+        for iface in config.ifaces {
+            // TCX (Linux >= 6.6) attaches through a bpf_link, like XDP: no qdisc to
+            // create or clean up, and nothing left behind if we die.
+            tc.attach_with_options(
+                iface,
+                TcAttachType::Egress,
+                TcAttachOptions::TcxOrder(LinkOrder::default()),
+            )
+            .with_context(|| format!("cannot attach TC egress (TCX, Linux >= 6.6) to '{iface}'"))?;
+            info!("attached TC egress to {iface} (tcx)");
+            attachments.push(Attachment {
+                iface: iface.clone(),
+                mode: "tcx",
             });
         }
         Ok(Probe { ebpf, attachments })
@@ -88,18 +101,54 @@ impl Probe {
 
     /// Hand the counter maps to their reader (the metrics collector). Call once.
     pub fn take_counters(&mut self) -> anyhow::Result<Counters> {
-        Counters::take_from(&mut self.ebpf)
+        Ok(Counters {
+            responses: PerCpuHashMap::try_from(take_map(&mut self.ebpf, "RESPONSES")?)?,
+            stats: PerCpuArray::try_from(take_map(&mut self.ebpf, "STATS")?)?,
+        })
+    }
+
+    /// The requests awaiting a response (for the timeout sweep). Call once.
+    pub fn take_flows(&mut self) -> anyhow::Result<Flows> {
+        Ok(HashMap::try_from(take_map(&mut self.ebpf, "FLOWS")?)?)
+    }
+
+    /// The events ring buffer. Call once.
+    pub fn take_events(&mut self) -> anyhow::Result<RingBuf<MapData>> {
+        Ok(RingBuf::try_from(take_map(&mut self.ebpf, "EVENTS")?)?)
     }
 }
 
+pub type Flows = HashMap<MapData, FlowKey, PendingRequest>;
+
+fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut aya::programs::Program> {
+    ebpf.program_mut(name)
+        .ok_or_else(|| anyhow!("the eBPF object has no program {name}"))
+}
+
+fn take_map(ebpf: &mut Ebpf, name: &str) -> anyhow::Result<aya::maps::Map> {
+    ebpf.take_map(name)
+        .ok_or_else(|| anyhow!("the eBPF object has no map {name} (or it was taken)"))
+}
+
+fn fill_routes(ebpf: &mut Ebpf, routes: &RouteTable) -> anyhow::Result<()> {
+    let mut map: HashMap<_, [u8; ROUTE_PATH_LEN], u16> = HashMap::try_from(
+        ebpf.map_mut("ROUTES")
+            .ok_or_else(|| anyhow!("the eBPF object has no map ROUTES"))?,
+    )?;
+    for (path, id) in routes.kernel_entries() {
+        map.insert(path, id, 0).context("filling the route table")?;
+    }
+    Ok(())
+}
+
 /// Native mode where the driver supports it (veth, most NICs), generic otherwise (`lo`).
-fn attach_xdp(xdp: &mut Xdp, iface: &str) -> anyhow::Result<XdpMode> {
+fn attach_xdp(xdp: &mut Xdp, iface: &str) -> anyhow::Result<&'static str> {
     let native_err = match xdp.attach(iface, XdpFlags::DRV_MODE) {
-        Ok(_) => return Ok(XdpMode::Native),
+        Ok(_) => return Ok("native"),
         Err(e) => e,
     };
     match xdp.attach(iface, XdpFlags::SKB_MODE) {
-        Ok(_) => Ok(XdpMode::Generic),
+        Ok(_) => Ok("generic"),
         Err(generic_err) => bail!(
             "cannot attach XDP to '{iface}': {generic_err:#} (native mode: {native_err:#}); \
              is another XDP program attached? (`bpftool net show dev {iface}`)"
@@ -110,46 +159,44 @@ fn attach_xdp(xdp: &mut Xdp, iface: &str) -> anyhow::Result<XdpMode> {
 /// The kernel counters, summed over CPUs when read.
 pub struct Counters {
     responses: PerCpuHashMap<MapData, ResponseKey, u64>,
-    losses: PerCpuArray<MapData, u64>,
+    stats: PerCpuArray<MapData, u64>,
 }
 
 /// The counters at one instant.
 #[derive(Debug, Default)]
 pub struct Snapshot {
-    /// Responses per (upstream, status, route, tls); keys are unique.
+    /// Outcomes per (upstream, status, route, tls, outcome); keys are unique.
     pub responses: Vec<(ResponseKey, u64)>,
-    /// Responses not counted because the responses map was full.
-    pub response_map_full: u64,
+    /// `STAT_*` slots summed over CPUs.
+    pub stats: [u64; STAT_SLOTS as usize],
 }
 
 impl Counters {
-    fn take_from(ebpf: &mut Ebpf) -> anyhow::Result<Counters> {
-        let mut take = |name: &str| {
-            ebpf.take_map(name)
-                .ok_or_else(|| anyhow!("the eBPF object has no map {name}"))
-        };
-        Ok(Counters {
-            responses: PerCpuHashMap::try_from(take("RESPONSES")?)?,
-            losses: PerCpuArray::try_from(take("LOSSES")?)?,
-        })
-    }
-
     pub fn snapshot(&self) -> anyhow::Result<Snapshot> {
-        let mut responses = Vec::new();
+        let mut snapshot = Snapshot::default();
         for entry in self.responses.iter() {
             let (key, per_cpu) = entry.context("reading the RESPONSES map")?;
-            responses.push((key, per_cpu.iter().sum()));
+            snapshot.responses.push((key, per_cpu.iter().sum()));
         }
-        let response_map_full = self
-            .losses
-            .get(&LOSS_RESPONSE_MAP_FULL, 0)
-            .context("reading the LOSSES map")?
+        for (slot, total) in snapshot.stats.iter_mut().enumerate() {
+            *total = self
+                .stats
+                .get(&(slot as u32), 0)
+                .context("reading the STATS map")?
+                .iter()
+                .sum();
+        }
+        Ok(snapshot)
+    }
+
+    /// One `STAT_*` slot, summed over CPUs.
+    pub fn stat(&self, slot: u32) -> anyhow::Result<u64> {
+        Ok(self
+            .stats
+            .get(&slot, 0)
+            .context("reading the STATS map")?
             .iter()
-            .sum();
-        Ok(Snapshot {
-            responses,
-            response_map_full,
-        })
+            .sum())
     }
 }
 

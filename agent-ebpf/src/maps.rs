@@ -1,0 +1,64 @@
+//! Every map the programs share with each other and with userspace.
+
+use aya_ebpf::{
+    macros::map,
+    maps::{HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
+};
+use ratewire_ebpf::{
+    http::{HEADER_LINE_WINDOW, HEAD_SCAN_LEN},
+    types::{
+        FlowKey, PendingRequest, ResponseKey, EVENTS_DEFAULT_BYTES, FLOWS_MAX_ENTRIES,
+        RESPONSES_MAX_ENTRIES, ROUTES_MAX_ENTRIES, ROUTE_PATH_LEN, STAT_SLOTS,
+    },
+};
+
+/// Outcomes per (upstream, status, route, tls, outcome); summed over CPUs by userspace.
+#[map]
+pub static RESPONSES: PerCpuHashMap<ResponseKey, u64> =
+    PerCpuHashMap::with_max_entries(RESPONSES_MAX_ENTRIES, 0);
+
+/// Requests awaiting their response, one per flow. A plain hash (not LRU): an entry is
+/// never evicted silently; a full map is counted in `STATS[STAT_FLOW_MAP_FULL]`.
+#[map]
+pub static FLOWS: HashMap<FlowKey, PendingRequest> =
+    HashMap::with_max_entries(FLOWS_MAX_ENTRIES, 0);
+
+/// Route path (zero-padded) -> route id, written by userspace before attaching.
+#[map]
+pub static ROUTES: HashMap<[u8; ROUTE_PATH_LEN], u16> =
+    HashMap::with_max_entries(ROUTES_MAX_ENTRIES, 0);
+
+/// What could not be recorded or paired, by cause (`STAT_*`).
+#[map]
+pub static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(STAT_SLOTS, 0);
+
+/// One event per outcome, for the journal and the histograms.
+#[map]
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_DEFAULT_BYTES, 0);
+
+/// Per-CPU copy of the head being parsed (too big for the 512-byte stack). The padding
+/// past `HEAD_SCAN_LEN` lets a header line window start anywhere in the head.
+pub type HeadBuf = [u8; HEAD_SCAN_LEN + HEADER_LINE_WINDOW];
+
+#[map]
+pub static SCRATCH: PerCpuArray<HeadBuf> = PerCpuArray::with_max_entries(2, 0);
+/// The request path as a `ROUTES` key, built off-stack (the TC program's frame must
+/// leave room for the header scan's).
+#[map]
+pub static PATH_KEY: PerCpuArray<[u8; ROUTE_PATH_LEN]> = PerCpuArray::with_max_entries(1, 0);
+
+/// A request being recorded, built off-stack before it is inserted into `FLOWS`.
+#[map]
+pub static PENDING: PerCpuArray<PendingRequest> = PerCpuArray::with_max_entries(1, 0);
+
+/// `SCRATCH` slots, one per program, so ingress and egress never share a buffer.
+pub const SCRATCH_XDP: u32 = 0;
+pub const SCRATCH_TC: u32 = 1;
+
+#[inline(always)]
+pub fn count_stat(slot: u32) {
+    if let Some(n) = STATS.get_ptr_mut(slot) {
+        // SAFETY: per-CPU value; the programs do not nest on one CPU.
+        unsafe { *n += 1 };
+    }
+}

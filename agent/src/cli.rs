@@ -16,6 +16,13 @@ pub enum Command {
     /// Attach the probes, serve Prometheus metrics and journal every response until
     /// SIGINT/SIGTERM (needs root).
     Run(RunArgs),
+    /// Count responses in a pcap/pcapng capture with the probes' own parser (no
+    /// privileges) and write the same journal.
+    Replay(ratewire_replay::ReplayArgs),
+    /// Query a journal: filter by time, upstream, status, route; table, JSON Lines, CSV.
+    Journal(ratewire_journal::QueryArgs),
+    /// Reconcile the wire journal with benchmark reports and gateway logs.
+    Audit(ratewire_audit::cli::AuditArgs),
 }
 
 #[derive(Debug, Args)]

@@ -23,9 +23,15 @@ pub struct ReplayArgs {
     /// Write the records to this JSON Lines file (replaced if it exists).
     #[arg(long, value_name = "FILE.jsonl")]
     pub output: Option<PathBuf>,
-    /// Requests unanswered this many seconds after their connection's last packet end as
-    /// no_response (timeout); so do requests still waiting when the capture ends.
-    #[arg(long, value_name = "SECS", default_value = "300", value_parser = parse_seconds)]
+    /// Requests unanswered this many seconds after they were sent end as no_response
+    /// (timeout), as in `ratewire run`; so do requests still waiting when the capture ends.
+    #[arg(
+        long,
+        visible_alias = "response-timeout",
+        value_name = "SECS",
+        default_value = "60",
+        value_parser = parse_seconds
+    )]
     pub timeout: Duration,
 }
 
@@ -93,7 +99,7 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     let mut output = Output::open(args)?;
     let input = File::open(&args.file).with_context(|| format!("{}", args.file.display()))?;
     let opts = ReplayOptions {
-        idle_timeout: args.timeout,
+        response_timeout: args.timeout,
     };
     let started = Instant::now();
     let mut batch: Vec<Record> = Vec::with_capacity(BATCH);

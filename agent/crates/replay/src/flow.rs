@@ -76,7 +76,7 @@ type ConnKey = (SocketAddr, SocketAddr);
 /// All connections of a capture.
 pub struct FlowTable {
     conns: HashMap<ConnKey, Connection>,
-    idle_timeout_ns: u64,
+    response_timeout_ns: u64,
     last_sweep_ns: u64,
     pub stats: FlowStats,
 }
@@ -85,12 +85,13 @@ pub struct FlowTable {
 const SWEEP_INTERVAL_NS: u64 = 1_000_000_000;
 
 impl FlowTable {
-    /// Requests still unanswered `idle_timeout_ns` after their connection's last packet
-    /// end as `no_response` / `timeout`.
-    pub fn new(idle_timeout_ns: u64) -> FlowTable {
+    /// Requests still unanswered `response_timeout_ns` after they were sent end as
+    /// `no_response` / `timeout` at that deadline, as with the live probes'
+    /// `--response-timeout`.
+    pub fn new(response_timeout_ns: u64) -> FlowTable {
         FlowTable {
             conns: HashMap::new(),
-            idle_timeout_ns,
+            response_timeout_ns,
             last_sweep_ns: 0,
             stats: FlowStats::default(),
         }
@@ -98,7 +99,7 @@ impl FlowTable {
 
     pub fn on_segment(&mut self, seg: &Segment<'_>, unix_ns: u64, sink: &mut dyn FnMut(Record)) {
         if unix_ns >= self.last_sweep_ns.saturating_add(SWEEP_INTERVAL_NS) {
-            self.expire_idle(unix_ns, sink);
+            self.expire(unix_ns, sink);
             self.last_sweep_ns = unix_ns;
         }
         let (key, d) = if seg.src <= seg.dst {
@@ -171,6 +172,7 @@ impl FlowTable {
 
     /// The capture ended at `end_ns`: settle every connection.
     pub fn finish(&mut self, end_ns: u64, sink: &mut dyn FnMut(Record)) {
+        self.expire(end_ns, sink);
         let mut conns: Vec<Connection> = self.conns.drain().map(|(_, conn)| conn).collect();
         // Settle in a stable order, so replaying the same file gives the same journal.
         conns.sort_by_key(|c| (c.last_seen_ns, c.ends));
@@ -179,19 +181,27 @@ impl FlowTable {
         }
     }
 
-    fn expire_idle(&mut self, now_ns: u64, sink: &mut dyn FnMut(Record)) {
-        let timeout = self.idle_timeout_ns;
-        let mut idle: Vec<ConnKey> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| c.last_seen_ns.saturating_add(timeout) <= now_ns)
-            .map(|(key, _)| *key)
-            .collect();
-        idle.sort_by_key(|key| (self.conns[key].last_seen_ns, *key));
-        for key in idle {
+    /// Time out requests past their deadline, and forget connections idle that long
+    /// with nothing waiting (a later segment starting with a head picks them up again).
+    fn expire(&mut self, now_ns: u64, sink: &mut dyn FnMut(Record)) {
+        let timeout = self.response_timeout_ns;
+        let mut expired = Vec::new();
+        let mut idle = Vec::new();
+        for (key, conn) in &mut self.conns {
+            expired.extend(conn.expire_requests(now_ns, timeout));
+            let nothing_waiting = conn.waiting.iter().all(VecDeque::is_empty);
+            if nothing_waiting && conn.last_seen_ns.saturating_add(timeout) <= now_ns {
+                idle.push((conn.last_seen_ns, *key));
+            }
+        }
+        // Hash order is random: sort, so replaying a file always gives the same journal.
+        expired.sort_by(|a, b| (a.unix_ns, &a.client).cmp(&(b.unix_ns, &b.client)));
+        self.stats.no_responses += expired.len() as u64;
+        expired.into_iter().for_each(&mut *sink);
+        idle.sort();
+        for (last_seen_ns, key) in idle {
             let conn = self.conns.remove(&key).expect("listed");
-            let at = conn.last_seen_ns.saturating_add(timeout);
-            self.close(conn, at, NoResponseReason::Timeout, sink);
+            self.close(conn, last_seen_ns, NoResponseReason::Timeout, sink);
         }
     }
 
@@ -224,6 +234,30 @@ impl FlowTable {
 }
 
 impl Connection {
+    /// Requests waiting since `timeout_ns` or longer before `now_ns`, as timeouts at
+    /// their deadlines.
+    fn expire_requests(&mut self, now_ns: u64, timeout_ns: u64) -> Vec<Record> {
+        let mut expired = Vec::new();
+        for d in 0..2 {
+            while let Some(request) = self.waiting[d].front() {
+                let deadline = request.unix_ns.saturating_add(timeout_ns);
+                if deadline > now_ns {
+                    break;
+                }
+                let request = self.waiting[d].pop_front().expect("just looked");
+                let (client, upstream) = (self.ends[d], self.ends[1 - d]);
+                expired.push(no_response(
+                    &request,
+                    client,
+                    upstream,
+                    deadline,
+                    NoResponseReason::Timeout,
+                ));
+            }
+        }
+        expired
+    }
+
     /// Bytes sent by `ends[d]`.
     fn receive(
         &mut self,

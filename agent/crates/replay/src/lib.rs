@@ -32,15 +32,16 @@ pub use summary::Summary;
 /// How to replay.
 #[derive(Clone, Debug)]
 pub struct ReplayOptions {
-    /// A request still unanswered this long after its connection's last packet ends as
-    /// `no_response` / `timeout` (requests still waiting when the capture ends do too).
-    pub idle_timeout: Duration,
+    /// A request still unanswered this long after it was sent ends as `no_response` /
+    /// `timeout` (so do requests still waiting when the capture ends). The live probes'
+    /// `--response-timeout`, with the same default.
+    pub response_timeout: Duration,
 }
 
 impl Default for ReplayOptions {
     fn default() -> Self {
         ReplayOptions {
-            idle_timeout: Duration::from_secs(300),
+            response_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -119,7 +120,7 @@ pub fn replay_reader(
     let mut reader = CaptureReader::open(input).map_err(|fault| fault_error(path, fault))?;
     let mut stats = ReplayStats::default();
     let mut summary = Summary::default();
-    let mut table = flow::FlowTable::new(duration_ns(opts.idle_timeout));
+    let mut table = flow::FlowTable::new(duration_ns(opts.response_timeout));
     let mut sink = |record: Record| {
         summary.add(&record);
         sink(record);

@@ -262,7 +262,7 @@ fn unanswered_requests_end_as_reset_closed_or_timeout() {
 }
 
 #[test]
-fn idle_connections_time_out_while_others_go_on() {
+fn requests_time_out_at_their_deadline_while_others_go_on() {
     let mut idle = conn();
     let mut busy = Tcp::new(v4("127.0.0.1:40001"), v4("127.0.0.1:8000"));
     let mut out = PcapOut::new(Vec::new(), Link::Ethernet).unwrap();
@@ -284,7 +284,7 @@ fn idle_connections_time_out_while_others_go_on() {
         write(&busy.server_data(&response("200 OK", "", "")), t);
     }
     let opts = ReplayOptions {
-        idle_timeout: Duration::from_secs(2),
+        response_timeout: Duration::from_secs(2),
     };
     let (records, _) = replay_bytes(&out.into_inner(), &opts);
     let timeouts: Vec<&Record> = records
@@ -293,11 +293,7 @@ fn idle_connections_time_out_while_others_go_on() {
         .collect();
     assert_eq!(timeouts.len(), 1);
     assert_eq!(timeouts[0].reason.as_deref(), Some("timeout"));
-    assert_eq!(
-        timeouts[0].unix_ns,
-        T0 + 2_000 * MS,
-        "last packet + timeout"
-    );
+    assert_eq!(timeouts[0].unix_ns, T0 + 2_000 * MS, "request + timeout");
     assert_eq!(records.iter().filter(|r| r.status == Some(200)).count(), 5);
 }
 
@@ -470,4 +466,24 @@ fn a_response_lost_by_the_capture_leaves_its_request_unresolved() {
         "paired with the latest"
     );
     assert_eq!(report.stats.flows.unresolved_requests, 1);
+}
+
+#[test]
+fn a_response_after_the_deadline_answers_nothing() {
+    let mut c = conn();
+    let mut out = PcapOut::new(Vec::new(), Link::Ethernet).unwrap();
+    for p in c.handshake() {
+        out.write(T0, &p).unwrap();
+    }
+    out.write(T0, &c.client_data(CHAT)).unwrap();
+    let late = c.server_data(&response("200 OK", "", ""));
+    out.write(T0 + 61_000 * MS, &late).unwrap();
+    let (records, report) = replay_bytes(&out.into_inner(), &ReplayOptions::default());
+    assert_eq!(outcomes(&records), ["no_response:timeout"]);
+    assert_eq!(
+        records[0].unix_ns,
+        T0 + 60_000 * MS,
+        "the default 60 s deadline"
+    );
+    assert_eq!(report.stats.flows.unpaired_responses, 1);
 }

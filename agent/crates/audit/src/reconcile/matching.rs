@@ -22,14 +22,16 @@
 //! 4. **Assignment.** Each pairing has a cost: (distance outside the reported
 //!    interval, in ms; distance between the reported and the wire request start — for
 //!    a gateway line that made several attempts, between the ends — in ms; 0 if the
-//!    statuses agree, 1 if both say failure, 2 otherwise; exact distance). Every reported request keeps its 16 cheapest
-//!    candidates; all candidate pairs are then taken cheapest first, each request and
-//!    each wire event at most once (a greedy minimum-cost matching, done over chunks
-//!    of 8192 requests in time order to bound memory), so a request whose own response
-//!    is missing from the wire cannot take its neighbour's. When time
-//!    cannot tell two requests apart (same second, same millisecond), the pairing that
-//!    agrees is preferred, so a misreport or phantom is only declared when no
-//!    agreeing pairing exists: the discrepancies found are lower bounds.
+//!    statuses agree, 1 if both say failure, 2 otherwise; exact distance). Every
+//!    reported request examines its 64 nearest free wire events (walking outward from
+//!    its time) and keeps its 16 cheapest; all those pairs are then taken cheapest
+//!    first, each request and each wire event at most once (a greedy minimum-cost
+//!    matching, over chunks of 8192 requests in time order to bound memory), so a
+//!    request whose own response is missing from the wire cannot take its
+//!    neighbour's. When time cannot tell two requests apart (same second, same
+//!    millisecond), the pairing that agrees is preferred, so a misreport or phantom is
+//!    only declared when no agreeing pairing exists: the discrepancies found are lower
+//!    bounds.
 
 use std::collections::HashMap;
 
@@ -38,8 +40,9 @@ use crate::verdict::{classify_pair, Verdict};
 
 /// How far a reported time may be from the wire's, after the offset.
 pub const DEFAULT_MAX_SKEW_NS: u64 = 2 * NS_PER_SEC;
-/// Wire candidates examined per reported request (bounds the cost on dense logs).
-const MAX_CANDIDATES: usize = 512;
+/// Wire candidates examined per reported request, nearest to its time first (bounds
+/// the cost on dense logs).
+const MAX_CANDIDATES: usize = 64;
 /// Cheapest candidates kept per reported request for the assignment.
 const EDGES_PER_REQUEST: usize = 16;
 /// Reported requests whose candidates are assigned together (bounds memory on huge
@@ -129,6 +132,18 @@ fn cost(anchor: TimeAnchor, request: &ReportedRequest, e: &WireEvent) -> Cost {
         disagree,
         outside + start_gap,
     )
+}
+
+/// The instant a request's partner should lie nearest to, and whether that is the wire
+/// request start (else the response): candidates are examined nearest first.
+fn reference_point(anchor: TimeAnchor, request: &ReportedRequest) -> Option<(u64, bool)> {
+    Some(match anchor {
+        TimeAnchor::Start(t) | TimeAnchor::Point(t) => (t, true),
+        TimeAnchor::Span { end, .. } if request.attempts.unwrap_or(1) > 1 => (end, false),
+        TimeAnchor::Span { start, .. } => (start, true),
+        TimeAnchor::End(t) => (t, false),
+        TimeAnchor::Second(s) => (s + NS_PER_SEC / 2, false),
+    })
 }
 
 /// Range of wire times to search for `anchor`, and whether to search by request start.
@@ -248,20 +263,49 @@ pub fn match_requests(
                 None => &all,
             };
             let (lo, hi, by_start) = search_range(anchor, options.max_skew_ns);
+            let (reference, by_start) = reference_point(anchor, request).unwrap_or((lo, by_start));
             let (sorted, time_of): (&[usize], fn(&WireEvent) -> u64) = if by_start {
                 (&list.by_start, WireEvent::start_ns)
             } else {
                 (&list.by_end, |e| e.unix_ns)
             };
-            let first = sorted.partition_point(|&i| time_of(&events[i]) < lo);
-            let mut mine: Vec<(Cost, usize)> = sorted[first..]
-                .iter()
-                .take_while(|&&e| time_of(&events[e]) <= hi)
-                .filter(|&&e| !paired_event[e])
-                .take(MAX_CANDIDATES)
-                .map(|&e| (cost(anchor, request, &events[e]), e))
-                .filter(|(c, _)| c.0 * NS_PER_MS <= options.max_skew_ns)
-                .collect();
+            // Walk outward from the reference point, nearest first, within [lo, hi].
+            let mut right = sorted.partition_point(|&i| time_of(&events[i]) < reference);
+            let mut left = right;
+            let mut mine: Vec<(Cost, usize)> = Vec::new();
+            let mut examined = 0;
+            while examined < MAX_CANDIDATES {
+                let l = (left > 0)
+                    .then(|| sorted[left - 1])
+                    .filter(|&e| time_of(&events[e]) >= lo);
+                let r = sorted
+                    .get(right)
+                    .copied()
+                    .filter(|&e| time_of(&events[e]) <= hi);
+                let take_left = match (l, r) {
+                    (None, None) => break,
+                    (Some(_), None) => true,
+                    (None, Some(_)) => false,
+                    (Some(a), Some(b)) => {
+                        reference - time_of(&events[a]) <= time_of(&events[b]) - reference
+                    }
+                };
+                let e = if take_left {
+                    left -= 1;
+                    sorted[left]
+                } else {
+                    right += 1;
+                    sorted[right - 1]
+                };
+                if paired_event[e] {
+                    continue;
+                }
+                examined += 1;
+                let c = cost(anchor, request, &events[e]);
+                if c.0 * NS_PER_MS <= options.max_skew_ns {
+                    mine.push((c, e));
+                }
+            }
             mine.sort_unstable();
             mine.truncate(EDGES_PER_REQUEST);
             edges.extend(mine.into_iter().map(|(c, e)| (c, r, e)));

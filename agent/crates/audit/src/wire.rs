@@ -13,6 +13,8 @@ use crate::model::{Window, WireEvent, WireOutcome, NS_PER_MS, NS_PER_SEC};
 #[derive(Clone, Debug, Default)]
 pub struct Wire {
     pub paths: Vec<PathBuf>,
+    /// The `--upstream` filter it was loaded with (empty: all upstreams).
+    pub upstream_filter: Vec<String>,
     /// Responses and no-response outcomes inside `--window` and `--upstream`, by time.
     pub events: Vec<WireEvent>,
     /// Records read, before filtering (gaps included).
@@ -37,6 +39,7 @@ impl Wire {
     ) -> Result<Wire, AuditError> {
         let mut wire = Wire {
             paths: paths.to_vec(),
+            upstream_filter: upstreams.to_vec(),
             ..Wire::default()
         };
         for path in paths {

@@ -273,12 +273,20 @@ fn problem_lines(problems: &Problems) -> Vec<String> {
     lines
 }
 
-/// Upstreams a run is compared against: the one it names (`--api-base`), else those its
-/// requests name, else a gateway listener the audit knows (a benchmark behind a
-/// gateway talks to the gateway), else every upstream of the (filtered) journal.
+/// Upstreams a run is compared against: the one it names (`--api-base`; `--upstream`
+/// instead when given and the journal never saw the named one), else those its
+/// requests name, else a gateway listener the audit
+/// knows (a benchmark behind a gateway talks to the gateway), else every upstream of
+/// the journal (as `--upstream` filtered it).
 fn scope_upstreams(ctx: &Context<'_>, run: &Run, role: Role) -> Vec<String> {
+    let on_wire = ctx.wire.upstreams();
+    // Behind NAT or a port mapping, `--api-base` names an address the wire never saw:
+    // then `--upstream`, when given, decides.
     if let Some(u) = &run.upstream {
-        return vec![u.clone()];
+        if on_wire.contains(u) || ctx.wire.upstream_filter.is_empty() {
+            return vec![u.clone()];
+        }
+        return ctx.wire.upstream_filter.clone();
     }
     let mut named: Vec<String> = run
         .requests
@@ -293,7 +301,7 @@ fn scope_upstreams(ctx: &Context<'_>, run: &Run, role: Role) -> Vec<String> {
     if role == Role::Benchmark && !ctx.listeners.is_empty() {
         return ctx.listeners.clone();
     }
-    ctx.wire.upstreams()
+    on_wire
 }
 
 /// Wire events of `upstreams` not claimed by an earlier run of the same input.

@@ -81,6 +81,17 @@ pub enum Grain {
     Counter,
 }
 
+impl Grain {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Grain::Request => "request",
+            Grain::Second => "second",
+            Grain::Run => "run",
+            Grain::Counter => "counter",
+        }
+    }
+}
+
 /// The audit of one run of one input.
 #[derive(Clone, Debug, Serialize)]
 pub struct RunAudit {

@@ -60,7 +60,7 @@ pub fn render(audit: &Audit) -> String {
             let _ = writeln!(out, "> {}", cell(n));
         }
         for run in &source.runs {
-            let _ = writeln!(out, "\n### {} ({:?} grain)\n", run.name, run.grain);
+            let _ = writeln!(out, "\n### {} ({} grain)\n", run.name, run.grain.as_str());
             if let Some([a, b]) = &run.window {
                 let _ = writeln!(out, "Window {a} .. {b}. ");
             }

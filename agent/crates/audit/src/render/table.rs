@@ -84,7 +84,7 @@ fn render_run(out: &mut String, run: &RunAudit) {
         out,
         "-- {}  [{} grain]{window}",
         run.name,
-        serde_plain(&run.grain)
+        run.grain.as_str()
     );
     let _ = writeln!(out, "   clock: {}", run.clock);
     if run.wire_events_lost > 0 {
@@ -158,11 +158,4 @@ fn render_run(out: &mut String, run: &RunAudit) {
             }
         }
     }
-}
-
-fn serde_plain<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_value(value)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
 }

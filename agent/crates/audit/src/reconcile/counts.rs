@@ -17,7 +17,7 @@
 
 use std::collections::BTreeMap;
 
-use super::ledger::{Example, Ledger, ReportRef, WireRef};
+use super::ledger::{Example, Ledger, ReportRef};
 use super::{
     edge_distance, in_scope, set_aside_sdk_retries, shift, window_strings, Context, EdgeRule,
     Grain, RunAudit, BOUNDARY_SLACK_NS,
@@ -360,7 +360,6 @@ pub(super) fn run_grain(
             }),
         );
     }
-    let _ = WireRef::of;
     RunAudit {
         name: run.name.clone(),
         grain: Grain::Run,

@@ -523,12 +523,7 @@ fn request_grain(
         let r = &requests[p.request];
         let e = &events[p.event];
         let verdict = classify_pair(e.outcome, r.outcome);
-        let evidence = pair_evidence(
-            verdict,
-            r,
-            run.window_precision_ns,
-            matching.offset_basis.is_empty(),
-        );
+        let evidence = pair_evidence(verdict, r, run.window_precision_ns);
         ledger.add_event(
             verdict,
             e,
@@ -652,12 +647,7 @@ pub(crate) fn edge_distance(e: &WireEvent, w: Window) -> u64 {
     from_start.min(to_end)
 }
 
-fn pair_evidence(
-    verdict: Verdict,
-    r: &ReportedRequest,
-    precision: u64,
-    by_connection: bool,
-) -> String {
+fn pair_evidence(verdict: Verdict, r: &ReportedRequest, precision: u64) -> String {
     let how = if r.time.is_none() && r.client.is_some() {
         "paired by client connection and order".to_owned()
     } else if precision >= crate::model::NS_PER_SEC
@@ -667,7 +657,6 @@ fn pair_evidence(
     } else {
         "paired by time".to_owned()
     };
-    let _ = by_connection;
     match verdict {
         Verdict::Consistent => format!("{how}; statuses agree"),
         Verdict::Misreported => {

@@ -18,12 +18,22 @@ use ratewire_ebpf::http::{
 
 use crate::maps::{HeadBuf, SCRATCH};
 
-/// Zero this CPU's scratch slot and return it, ready for a head to be copied in.
+/// This CPU's scratch slot, ready for a head of `len` bytes to be copied in: the
+/// window after the head is zeroed (the head itself is overwritten by the copy), so
+/// line windows that run past the head read zeros. Zeroing 64 bytes instead of the
+/// whole buffer keeps the per-request cost down.
 #[inline(always)]
-pub fn clean_scratch(slot: u32) -> Option<*mut HeadBuf> {
+pub fn clean_scratch(slot: u32, len: usize) -> Option<*mut HeadBuf> {
     let buf = SCRATCH.get_ptr_mut(slot)?;
-    // SAFETY: this CPU's slot of a per-CPU array; the programs do not nest on a CPU.
-    unsafe { *buf = [0; HEAD_SCAN_LEN + HEADER_LINE_WINDOW] };
+    if len > HEAD_SCAN_LEN {
+        return None;
+    }
+    // SAFETY: this CPU's slot of a per-CPU array (the programs do not nest on a CPU);
+    // len <= HEAD_SCAN_LEN, so the 64 bytes at len are inside the buffer.
+    unsafe {
+        let tail = (buf as *mut u8).add(len) as *mut [u64; HEADER_LINE_WINDOW / 8];
+        core::ptr::write_unaligned(tail, [0; HEADER_LINE_WINDOW / 8]);
+    }
     Some(buf)
 }
 

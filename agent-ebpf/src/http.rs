@@ -29,10 +29,11 @@ pub fn parse_status_line(head: &[u8]) -> Option<u16> {
 }
 
 /// 1xx responses (`100 Continue`, `103 Early Hints`) are interim: the final response
-/// to the same request is still to come.
+/// to the same request is still to come. `101 Switching Protocols` is the last HTTP/1
+/// response on its connection, so it is final.
 #[inline(always)]
 pub const fn is_interim(status: u16) -> bool {
-    status >= 100 && status < 200
+    status >= 100 && status < 200 && status != 101
 }
 
 #[inline(always)]
@@ -188,7 +189,9 @@ impl HeadFacts {
 }
 
 /// Bytes of a head the probes scan for headers; later header lines are not read.
-pub const HEAD_SCAN_LEN: usize = 512;
+/// Real 429 heads from hosted APIs run to about 1 KiB; a power of two (the kernel masks
+/// indices with it).
+pub const HEAD_SCAN_LEN: usize = 1024;
 /// Bytes of one header line (name and value) the parser looks at; the headers it reads
 /// are short, so a longer line is simply cut.
 pub const HEADER_LINE_WINDOW: usize = 64;
@@ -461,7 +464,10 @@ pub fn parse_http_date(v: &[u8]) -> Option<u32> {
     let year = two(12)? * 100 + two(14)?;
     let (hour, min, sec) = (two(17)?, two(20)?, two(23)?);
     let month = month_number([v[8], v[9], v[10]])?;
-    if !(1..=31).contains(&day) || hour > 23 || min > 59 || sec > 60 || year < 1970 {
+    if day < 1 || day > days_in_month(year, month) || hour > 23 || min > 59 || sec > 60 {
+        return None;
+    }
+    if year < 1970 {
         return None;
     }
     let days = days_from_civil(year as i64, month, day as i64);
@@ -486,6 +492,17 @@ fn month_number(m: [u8; 3]) -> Option<i64> {
         b"Dec" => 12,
         _ => return None,
     })
+}
+
+fn days_in_month(year: u32, month: i64) -> u32 {
+    match month {
+        4 | 6 | 9 | 11 => 30,
+        2 if year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400)) => {
+            29
+        }
+        2 => 28,
+        _ => 31,
+    }
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
@@ -546,6 +563,10 @@ mod tests {
     #[test]
     fn interim() {
         assert!(is_interim(100) && is_interim(103) && !is_interim(200) && !is_interim(429));
+        assert!(
+            !is_interim(101),
+            "101 Switching Protocols ends HTTP/1 on the connection"
+        );
     }
 
     #[test]
@@ -637,6 +658,9 @@ mod tests {
         assert_eq!(parse_http_date(b"Sun, 06 Foo 1994 08:49:37 GMT"), None);
         assert_eq!(parse_http_date(b"Sunday, 06-Nov-94 08:49:37 GMT"), None);
         assert_eq!(parse_http_date(b"Sun, 32 Nov 1994 08:49:37 GMT"), None);
+        assert_eq!(parse_http_date(b"Sun, 31 Nov 1994 08:49:37 GMT"), None);
+        assert_eq!(parse_http_date(b"Sun, 29 Feb 2023 08:49:37 GMT"), None);
+        assert!(parse_http_date(b"Thu, 29 Feb 2024 08:49:37 GMT").is_some());
     }
 
     #[test]

@@ -43,7 +43,21 @@ fn observe_request(ctx: &TcContext) {
     if len < REQUEST_START_LEN {
         return;
     }
-    let Some(buf) = headscan::clean_scratch(SCRATCH_TC) else {
+    // Most segments are not request heads: look at the first bytes before copying more.
+    let mut first = [0u8; REQUEST_START_LEN];
+    // SAFETY: `first` is REQUEST_START_LEN bytes; len >= REQUEST_START_LEN.
+    let loaded = unsafe {
+        bpf_skb_load_bytes(
+            ctx.skb.skb as *const c_void,
+            seg.payload_offset as u32,
+            first.as_mut_ptr() as *mut c_void,
+            REQUEST_START_LEN as u32,
+        )
+    };
+    if loaded != 0 || http::parse_request_start(&first).is_none() {
+        return;
+    }
+    let Some(buf) = headscan::clean_scratch(SCRATCH_TC, len) else {
         return;
     };
     // SAFETY: `buf` is this CPU's scratch slot, at least HEAD_SCAN_LEN bytes long.

@@ -76,7 +76,7 @@ fn scan_response_head(ctx: &XdpContext, seg: &TcpSegment) -> Option<Found> {
     if len < STATUS_LINE_LEN {
         return None;
     }
-    let buf = headscan::clean_scratch(SCRATCH_XDP)?;
+    let buf = headscan::clean_scratch(SCRATCH_XDP, len)?;
     // SAFETY: `buf` is this CPU's scratch slot, at least HEAD_SCAN_LEN bytes long.
     let loaded = unsafe {
         bpf_xdp_load_bytes(

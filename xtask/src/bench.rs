@@ -3,25 +3,45 @@
 
 use clap::ValueEnum;
 
-use crate::sh;
+use crate::{bench_replay, root, sh};
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum Which {
     /// XDP program per-packet cost via BPF_PROG_TEST_RUN, vs an empty XDP_PASS program.
     Xdp,
+    /// TC egress program per-packet cost via BPF_PROG_TEST_RUN, vs an empty TC program.
+    Tc,
+    /// `ratewire replay` throughput vs tshark on the same 100k-response capture.
+    Replay,
+    /// `ratewire audit` on a 10M-line Envoy access log vs `awk | sort | uniq -c`.
+    Audit,
 }
 
 pub fn run(which: Which) -> anyhow::Result<()> {
     match which {
-        Which::Xdp => sh::cargo(&[
+        Which::Xdp => probes("xdp"),
+        Which::Tc => probes("tc"),
+        Which::Replay => bench_replay::run(&root()),
+        Which::Audit => sh::cargo(&[
             "run",
             "--release",
             "--package",
-            "ratewire",
+            "ratewire-audit",
             "--example",
-            "bench_probes",
-            "--",
-            "xdp",
+            "bench_audit",
         ]),
     }
+}
+
+fn probes(which: &str) -> anyhow::Result<()> {
+    sh::cargo(&[
+        "run",
+        "--release",
+        "--package",
+        "ratewire",
+        "--example",
+        "bench_probes",
+        "--",
+        which,
+    ])
 }

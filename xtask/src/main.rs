@@ -3,6 +3,7 @@
 //! new machine needs.
 
 mod bench;
+mod bench_replay;
 mod setup;
 mod sh;
 mod test;

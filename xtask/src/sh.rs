@@ -9,10 +9,13 @@ pub fn run(program: &str, args: &[&str]) -> anyhow::Result<()> {
     run_with(Command::new(program).args(args))
 }
 
+/// Run `cmd` (in the workspace root unless it names a directory), inheriting stdio.
 pub fn run_with(cmd: &mut Command) -> anyhow::Result<()> {
     eprintln!("xtask: $ {}", describe(cmd));
+    if cmd.get_current_dir().is_none() {
+        cmd.current_dir(crate::root());
+    }
     let status = cmd
-        .current_dir(crate::root())
         .status()
         .with_context(|| format!("cannot start `{}`", describe(cmd)))?;
     if !status.success() {

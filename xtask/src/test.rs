@@ -24,7 +24,44 @@ pub fn run(filter: Option<&str>) -> anyhow::Result<()> {
     if let Some(filter) = filter {
         test.arg("--").arg(filter);
     }
-    sh::run_with(&mut test)
+    sh::run_with(&mut test)?;
+    if filter.is_none() {
+        fuzz()?;
+    }
+    Ok(())
+}
+
+/// Fuzz targets run briefly on every test run: the shared parser, and replay's capture
+/// and stream paths, seeded from real captures (`tests/fuzz/seeds`). A crash fails the
+/// run and leaves its input under `tests/fuzz/artifacts`.
+const FUZZ_TARGETS: &[(&str, &[&str])] = &[
+    ("http_parser", &[]),
+    // Without AddressSanitizer: ~10x more executions for the pure-Rust replay path.
+    ("replay_capture", &["-s", "none"]),
+    ("replay_streams", &["-s", "none"]),
+];
+const FUZZ_SECONDS: u32 = 15;
+
+fn fuzz() -> anyhow::Result<()> {
+    let fuzz_dir = root().join("tests/fuzz");
+    for (target, flags) in FUZZ_TARGETS {
+        let corpus = std::env::temp_dir().join(format!("ratewire-fuzz-{target}"));
+        std::fs::create_dir_all(&corpus)?;
+        sh::run_with(
+            Command::new("rustup")
+                .args(["run", "nightly", "cargo", "fuzz", "run", "-O"])
+                .args(*flags)
+                .arg(target)
+                .arg(&corpus)
+                .arg(fuzz_dir.join("seeds").join(target))
+                .arg("--")
+                .arg(format!("-max_total_time={FUZZ_SECONDS}"))
+                .current_dir(&fuzz_dir)
+                .env_remove("RUSTUP_TOOLCHAIN")
+                .env_remove("RUSTC"),
+        )?;
+    }
+    Ok(())
 }
 
 /// Clippy on the kernel programs, compiled for the BPF target as aya-build does.

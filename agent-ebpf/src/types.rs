@@ -92,6 +92,14 @@ pub const RESPONSES_MAX_ENTRIES: u32 = 16_384;
 pub const FLOWS_MAX_ENTRIES: u32 = 65_536;
 /// Capacity of the `ROUTES` map (configured route paths).
 pub const ROUTES_MAX_ENTRIES: u32 = 64;
+/// The LLM API routes labelled as their own route when none are configured (by
+/// `ratewire run` and `ratewire replay` alike); every other path is `other`.
+pub const DEFAULT_ROUTES: [&str; 4] = [
+    "/v1/chat/completions",
+    "/v1/completions",
+    "/v1/embeddings",
+    "/v1/messages",
+];
 /// Route paths are matched on this many bytes (zero-padded); longer paths are `other`.
 pub const ROUTE_PATH_LEN: usize = 32;
 /// Default size of the `EVENTS` ring buffer (userspace may resize it before loading).

@@ -68,14 +68,23 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
         Duration::from_secs_f64(args.response_timeout),
     )?;
     let (stop, stopped) = watch::channel(false);
-    let recording = tokio::spawn(recorder.run(stopped));
+    let mut recording = tokio::spawn(recorder.run(stopped));
     let server = tokio::spawn(exporter::serve(listener, metrics));
 
-    let signal_name = wait_for_signal().await?;
-    info!("{signal_name}: stopping");
+    // A recorder that fails (e.g. the journal's disk is full) stops the daemon loudly
+    // rather than letting it run on with a journal that silently misses records.
+    tokio::select! {
+        signal_name = wait_for_signal() => info!("{}: stopping", signal_name?),
+        ended = &mut recording => {
+            server.abort();
+            drop(probe);
+            ended.context("the recorder task panicked")??;
+            anyhow::bail!("the recorder stopped unexpectedly");
+        }
+    }
     server.abort();
     let _ = stop.send(true);
-    recording.await.context("the recorder task failed")??;
+    recording.await.context("the recorder task panicked")??;
     drop(probe);
     info!("detached from {} interface(s)", ifaces.len());
     Ok(ExitCode::SUCCESS)

@@ -3,15 +3,7 @@
 //! written into its `ROUTES` map; everything else is route 0, `other`.
 
 use anyhow::bail;
-use ratewire_ebpf::types::{ROUTES_MAX_ENTRIES, ROUTE_PATH_LEN};
-
-/// The LLM API routes watched when none are configured.
-pub const DEFAULT_ROUTES: &[&str] = &[
-    "/v1/chat/completions",
-    "/v1/completions",
-    "/v1/embeddings",
-    "/v1/messages",
-];
+use ratewire_ebpf::types::{DEFAULT_ROUTES, ROUTES_MAX_ENTRIES, ROUTE_PATH_LEN};
 
 /// Label of route id 0: any path not in the table.
 pub const OTHER: &str = "other";

@@ -1,12 +1,8 @@
 //! Route labels: a bounded set, so journal and metric labels stay small.
 
-/// The routes ratewire names; every other path is `other`.
-pub const ROUTES: [&str; 4] = [
-    "/v1/chat/completions",
-    "/v1/completions",
-    "/v1/embeddings",
-    "/v1/messages",
-];
+/// The routes ratewire names (the same defaults as `ratewire run`); every other path
+/// is `other`.
+pub use ratewire_ebpf::types::DEFAULT_ROUTES as ROUTES;
 
 /// The label of a request path (query string already cut off).
 pub fn route_label(path: &[u8]) -> &'static str {

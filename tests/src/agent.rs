@@ -1,7 +1,9 @@
 //! The real agent, run as a child process the way an operator runs it:
-//! `ratewire run --iface IFACE... --listen 127.0.0.1:PORT`.
+//! `ratewire run --iface IFACE... --listen 127.0.0.1:PORT --data-dir DIR`, always with
+//! its own metrics port and journal directory, so agents never share state.
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -9,9 +11,11 @@ use anyhow::{bail, Context, Result};
 
 use crate::bins;
 use crate::http;
+use crate::inspect;
 use crate::netns::Testbed;
 use crate::proc::Proc;
 use crate::prom::Metrics;
+use crate::tmp::TempDir;
 
 /// Loading and verifying the eBPF object takes a moment; a minute means it is stuck.
 const ATTACH_TIMEOUT: Duration = Duration::from_secs(60);
@@ -22,26 +26,49 @@ const NS_METRICS_PORT: u16 = 9429;
 pub struct Agent {
     proc: Proc,
     listen: SocketAddr,
+    data_dir: PathBuf,
+    /// The data dir when the agent made its own (removed with the agent).
+    _own_dir: Option<TempDir>,
 }
 
 impl Agent {
-    /// Start the agent on `ifaces` with a free metrics port, and wait until
-    /// `/metrics` shows `ratewire_probe_attached{iface=...} 1` for each of them.
+    /// Start the agent on `ifaces` with a free metrics port and a private journal
+    /// directory, and wait until `/metrics` shows both probes of every iface attached:
+    /// `ratewire_probe_attached{iface,mode="native"|"generic"}` (XDP ingress) and
+    /// `{mode="tcx"}` (TC egress).
     pub fn start(ifaces: &[&str]) -> Result<Agent> {
-        Self::launch(ifaces, free_port()?, |cmd| Proc::spawn("ratewire", cmd))
+        let dir = TempDir::new("agent")?;
+        let mut agent = Self::start_with(ifaces, dir.path(), &[])?;
+        agent._own_dir = Some(dir);
+        Ok(agent)
+    }
+
+    /// Like [`Agent::start`], with the journal in `data_dir` (which outlives the agent,
+    /// for reading the journal after it stopped) and `args` added to `ratewire run`.
+    pub fn start_with(ifaces: &[&str], data_dir: &Path, args: &[&str]) -> Result<Agent> {
+        Self::launch(ifaces, free_port()?, data_dir, args, |cmd| {
+            Proc::spawn("ratewire", cmd)
+        })
     }
 
     /// Like [`Agent::start`], but inside `bed`'s namespace (watching its interfaces,
     /// such as its own `lo`), with metrics on the namespace's veth address so the
     /// test can scrape them from the root namespace.
     pub fn start_in(bed: &Testbed, ifaces: &[&str]) -> Result<Agent> {
+        let dir = TempDir::new("agent")?;
         let listen = SocketAddr::from((bed.peer_v4(), NS_METRICS_PORT));
-        Self::launch(ifaces, listen, |cmd| bed.spawn_in_ns("ratewire", &cmd))
+        let mut agent = Self::launch(ifaces, listen, dir.path(), &[], |cmd| {
+            bed.spawn_in_ns("ratewire", &cmd)
+        })?;
+        agent._own_dir = Some(dir);
+        Ok(agent)
     }
 
     fn launch(
         ifaces: &[&str],
         listen: SocketAddr,
+        data_dir: &Path,
+        args: &[&str],
         spawn: impl FnOnce(Command) -> Result<Proc>,
     ) -> Result<Agent> {
         let mut cmd = Command::new(bins::agent()?);
@@ -49,13 +76,29 @@ impl Agent {
         for iface in ifaces {
             cmd.args(["--iface", iface]);
         }
-        cmd.args(["--listen", &listen.to_string()]);
+        cmd.args(["--listen", &listen.to_string()])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(args);
         let mut agent = Agent {
             proc: spawn(cmd)?,
             listen,
+            data_dir: data_dir.to_path_buf(),
+            _own_dir: None,
         };
         agent.wait_attached(ifaces)?;
         Ok(agent)
+    }
+
+    /// The journal directory (`--data-dir`).
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The bpf_links the agent holds (from its fdinfo): what the kernel must drop
+    /// when the agent dies.
+    pub fn bpf_links(&self) -> Result<Vec<inspect::BpfLink>> {
+        inspect::bpf_links_of(self.pid())
     }
 
     pub fn pid(&self) -> u32 {
@@ -88,15 +131,12 @@ impl Agent {
                 );
             }
             let last = match self.metrics() {
-                Ok(m)
-                    if ifaces.iter().all(|iface| {
-                        m.select("ratewire_probe_attached", &[("iface", iface)])
-                            .any(|s| s.value == 1.0)
-                    }) =>
-                {
-                    return Ok(());
-                }
-                Ok(_) => "scrape has no ratewire_probe_attached 1 for every iface".to_string(),
+                Ok(m) => match ifaces.iter().find(|iface| !fully_attached(&m, iface)) {
+                    None => return Ok(()),
+                    Some(iface) => format!(
+                        "no XDP (native/generic) and tcx ratewire_probe_attached 1 for {iface}"
+                    ),
+                },
                 Err(e) => format!("{e:#}"),
             };
             if start.elapsed() > ATTACH_TIMEOUT {
@@ -129,6 +169,19 @@ impl Agent {
         self.proc.wait(Duration::from_secs(10))?;
         Ok(())
     }
+}
+
+/// Both hooks of `iface` report 1: XDP ingress (`native` or `generic`) and TC egress
+/// (`tcx`).
+fn fully_attached(m: &Metrics, iface: &str) -> bool {
+    let attached = |mode: &str| {
+        m.select(
+            "ratewire_probe_attached",
+            &[("iface", iface), ("mode", mode)],
+        )
+        .any(|s| s.value == 1.0)
+    };
+    (attached("native") || attached("generic")) && attached("tcx")
 }
 
 /// A port nobody listens on right now (the agent binds it a moment later).

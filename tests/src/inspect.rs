@@ -1,5 +1,6 @@
 //! What the kernel says is there, asked independently of the agent: namespaces,
-//! links, and attached XDP/TC programs (through `ip` and `bpftool`).
+//! links, and attached XDP/TC programs and bpf_links (through `ip`, `bpftool` and
+//! `/proc/PID/fdinfo`).
 
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
@@ -53,6 +54,86 @@ pub fn xdp_programs(ns: Option<&str>, iface: &str) -> Result<Vec<u64>> {
         bail!("bpftool (xdp ids {ids:?}) and `ip link show {iface}` disagree:\n{link}");
     }
     Ok(ids)
+}
+
+/// Entries of the `tc` section of `bpftool net show dev IFACE` (classic TC and, with a
+/// bpftool that knows them, tcx programs).
+pub fn tc_programs(ns: Option<&str>, iface: &str) -> Result<Vec<Value>> {
+    let json = bpftool(ns, &["-j", "net", "show", "dev", iface])?;
+    Ok(json
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|section| section.get("tc")?.as_array())
+        .flatten()
+        .cloned()
+        .collect())
+}
+
+/// One bpf_link a process holds, as its `/proc/PID/fdinfo` describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BpfLink {
+    pub id: u64,
+    /// `xdp`, `tcx`, ...
+    pub link_type: String,
+    pub prog_id: Option<u64>,
+    pub ifindex: Option<u32>,
+    /// e.g. `47 (egress)` for a tcx link.
+    pub attach_type: Option<String>,
+}
+
+/// The bpf_links process `pid` holds open. Read from the kernel's fdinfo, because
+/// Debian 12's bpftool (7.1) shows a tcx link only as `type 11` without its device,
+/// and `bpftool net show` does not list tcx programs at all.
+pub fn bpf_links_of(pid: u32) -> Result<Vec<BpfLink>> {
+    let dir = format!("/proc/{pid}/fdinfo");
+    let mut links = Vec::new();
+    for entry in std::fs::read_dir(&dir).with_context(|| format!("listing {dir}"))? {
+        let path = entry?.path();
+        // An fd closed since the listing is simply not there any more.
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+                .map(|v| v.trim().to_string())
+        };
+        let (Some(link_type), Some(id)) = (field("link_type"), field("link_id")) else {
+            continue;
+        };
+        links.push(BpfLink {
+            id: id
+                .parse()
+                .with_context(|| format!("link_id {id:?} in {}", path.display()))?,
+            link_type,
+            prog_id: field("prog_id").and_then(|v| v.parse().ok()),
+            ifindex: field("ifindex").and_then(|v| v.parse().ok()),
+            attach_type: field("attach_type"),
+        });
+    }
+    links.sort_by_key(|l| l.id);
+    Ok(links)
+}
+
+/// Ids of every bpf_link in the kernel (`bpftool link show`).
+pub fn bpf_link_ids() -> Result<Vec<u64>> {
+    let json = bpftool(None, &["-j", "link", "show"])?;
+    Ok(json
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|link| link.get("id")?.as_u64())
+        .collect())
+}
+
+/// The ifindex of `iface` in the root namespace.
+pub fn ifindex(iface: &str) -> Result<u32> {
+    let path = format!("/sys/class/net/{iface}/ifindex");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    text.trim()
+        .parse()
+        .with_context(|| format!("{path} holds {text:?}"))
 }
 
 /// `bpftool ARGS` (inside `ns` if given), parsed as JSON.

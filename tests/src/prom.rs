@@ -83,6 +83,32 @@ impl Metrics {
     }
 }
 
+impl Metrics {
+    /// Sum of the samples `select(name, labels)` yields (0 when there are none): a
+    /// counter over the labels the caller does not care about (route, tls, ...).
+    pub fn sum(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.select(name, labels).map(|s| s.value).sum()
+    }
+
+    /// `label` value → sum of the samples with it among `select(name, labels)`: like
+    /// [`Metrics::by_label`], but adding up series that differ only in other labels.
+    pub fn sum_by(
+        &self,
+        name: &str,
+        labels: &[(&str, &str)],
+        label: &str,
+    ) -> Result<BTreeMap<String, f64>> {
+        let mut out = BTreeMap::new();
+        for s in self.select(name, labels) {
+            let key = s
+                .label(label)
+                .ok_or_else(|| anyhow!("{name} series without label {label:?}: {s:?}"))?;
+            *out.entry(key.to_string()).or_insert(0.0) += s.value;
+        }
+        Ok(out)
+    }
+}
+
 fn parse_line(line: &str) -> Result<Sample> {
     let line = line.trim();
     let name_end = line
@@ -193,6 +219,23 @@ odd{v="a \"quoted\" \\ back\nslash, {braces}"} +Inf
             Some("a \"quoted\" \\ back\nslash, {braces}")
         );
         assert_eq!(odd.value, f64::INFINITY);
+    }
+
+    #[test]
+    fn sums_over_other_labels() {
+        let text = "r{upstream=\"u\",route=\"a\",status=\"200\"} 2\n\
+                    r{upstream=\"u\",route=\"b\",status=\"200\"} 3\n\
+                    r{upstream=\"u\",route=\"a\",status=\"429\"} 1\n\
+                    r{upstream=\"v\",route=\"a\",status=\"429\"} 7\n";
+        let m = Metrics::parse(text).unwrap();
+        let u = [("upstream", "u")];
+        assert_eq!(
+            m.sum_by("r", &u, "status").unwrap(),
+            [("200".into(), 5.0), ("429".into(), 1.0)].into()
+        );
+        assert_eq!(m.sum("r", &u), 6.0);
+        assert_eq!(m.sum("missing", &[]), 0.0);
+        assert!(m.by_label("r", &u, "status").is_err());
     }
 
     #[test]

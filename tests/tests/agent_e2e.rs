@@ -71,10 +71,10 @@ fn counts_match(
     wait_for_counts(&agent, &upstream, &sent)?;
 
     let metrics = agent.metrics()?;
-    let overflow = metrics.value("ratewire_map_overflow_total", &[])?;
+    let overflow = metrics.by_label("ratewire_map_overflow_total", &[], "map")?;
     ensure!(
-        overflow == Some(0.0),
-        "ratewire_map_overflow_total is {overflow:?}"
+        overflow == [("flows".into(), 0.0), ("responses".into(), 0.0)].into(),
+        "ratewire_map_overflow_total by map is {overflow:?}, expected flows and responses at 0"
     );
     ensure!(
         metrics.select("ratewire_build_info", &[]).count() == 1,
@@ -89,9 +89,10 @@ fn counts_match(
     Ok(())
 }
 
-/// Status → count of the agent's `ratewire_http_responses_total` for `upstream`.
+/// Status → count of the agent's `ratewire_http_responses_total` for `upstream`,
+/// summed over its other labels (route, tls): the mock counts per status only.
 fn agent_counts(agent: &Agent, upstream: &str) -> Result<Counts> {
-    let by_status = agent.metrics()?.by_label(
+    let by_status = agent.metrics()?.sum_by(
         "ratewire_http_responses_total",
         &[("upstream", upstream)],
         "status",

@@ -6,6 +6,9 @@
 //!   (upstream, status, route) and sent to userspace as an event; an RST or FIN on an
 //!   awaiting flow is counted as a no-response outcome.
 //!
+//! - `ratewire_ssl_*` (uprobes on libssl) and `ratewire_tls_socket` (syscall
+//!   tracepoints): the same pairing on the plaintext of OpenSSL connections.
+//!
 //! Nothing is ever dropped or rewritten: every packet passes.
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
@@ -18,6 +21,8 @@ mod maps;
 mod packet;
 #[cfg(target_arch = "bpf")]
 mod tc;
+#[cfg(target_arch = "bpf")]
+mod tls;
 #[cfg(target_arch = "bpf")]
 mod xdp;
 

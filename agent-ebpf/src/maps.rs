@@ -2,13 +2,14 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use ratewire_ebpf::{
     http::{HEADER_LINE_WINDOW, HEAD_SCAN_LEN},
     types::{
-        FlowKey, PendingRequest, ResponseKey, EVENTS_DEFAULT_BYTES, FLOWS_MAX_ENTRIES,
+        FlowKey, PendingRequest, ResponseKey, TlsKey, EVENTS_DEFAULT_BYTES, FLOWS_MAX_ENTRIES,
         RESPONSES_MAX_ENTRIES, ROUTES_MAX_ENTRIES, ROUTE_PATH_LEN, STAT_SLOTS,
+        TLS_FLOWS_MAX_ENTRIES,
     },
 };
 
@@ -41,19 +42,52 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_DEFAULT_BYTES, 0);
 pub type HeadBuf = [u8; HEAD_SCAN_LEN + HEADER_LINE_WINDOW];
 
 #[map]
-pub static SCRATCH: PerCpuArray<HeadBuf> = PerCpuArray::with_max_entries(2, 0);
+pub static SCRATCH: PerCpuArray<HeadBuf> = PerCpuArray::with_max_entries(3, 0);
 /// The request path as a `ROUTES` key, built off-stack (the TC program's frame must
 /// leave room for the header scan's).
 #[map]
-pub static PATH_KEY: PerCpuArray<[u8; ROUTE_PATH_LEN]> = PerCpuArray::with_max_entries(1, 0);
+pub static PATH_KEY: PerCpuArray<[u8; ROUTE_PATH_LEN]> = PerCpuArray::with_max_entries(2, 0);
 
 /// A request being recorded, built off-stack before it is inserted into `FLOWS`.
 #[map]
-pub static PENDING: PerCpuArray<PendingRequest> = PerCpuArray::with_max_entries(1, 0);
+pub static PENDING: PerCpuArray<PendingRequest> = PerCpuArray::with_max_entries(2, 0);
 
 /// `SCRATCH` slots, one per program, so ingress and egress never share a buffer.
 pub const SCRATCH_XDP: u32 = 0;
 pub const SCRATCH_TC: u32 = 1;
+/// The TLS uprobes run in process context and can be interrupted by TC/XDP (softirq)
+/// on the same CPU: they use their own slot of every per-CPU buffer.
+pub const SCRATCH_TLS: u32 = 2;
+/// `PATH_KEY` and `PENDING` slots: 0 for TC, 1 for the TLS uprobes.
+pub const SLOT_TC: u32 = 0;
+pub const SLOT_TLS: u32 = 1;
+
+/// TLS requests awaiting their response, one per SSL object (`SSL *` in a process).
+#[map]
+pub static TLS_FLOWS: HashMap<TlsKey, PendingRequest> =
+    HashMap::with_max_entries(TLS_FLOWS_MAX_ENTRIES, 0);
+
+/// The socket fd each SSL object was last seen on (from the syscalls it makes).
+#[map]
+pub static TLS_FDS: LruHashMap<TlsKey, u32> = LruHashMap::with_max_entries(65_536, 0);
+
+/// Threads inside an SSL_read/SSL_write call: pid_tgid -> `SSL *`.
+#[map]
+pub static TLS_INSIDE: HashMap<u64, u64> = HashMap::with_max_entries(16_384, 0);
+
+/// SSL_read(_ex) calls in progress: pid_tgid -> where the plaintext will land.
+#[map]
+pub static TLS_READS: HashMap<u64, TlsRead> = HashMap::with_max_entries(16_384, 0);
+
+/// The arguments of an SSL_read(_ex) call, kept for its return.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct TlsRead {
+    pub ssl: u64,
+    pub buf: u64,
+    /// `size_t *readbytes` of SSL_read_ex; 0 for SSL_read.
+    pub readbytes: u64,
+}
 
 #[inline(always)]
 pub fn count_stat(slot: u32) {

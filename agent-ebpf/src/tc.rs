@@ -16,7 +16,7 @@ use ratewire_ebpf::{
 
 use crate::{
     headscan,
-    maps::{count_stat, FLOWS, PATH_KEY, PENDING, ROUTES, SCRATCH_TC},
+    maps::{count_stat, FLOWS, PATH_KEY, PENDING, ROUTES, SCRATCH_TC, SLOT_TC},
     packet::{tcp_segment, Packet},
 };
 
@@ -79,7 +79,7 @@ fn observe_request(ctx: &TcContext) {
     let Some(start) = http::parse_request_start(head) else {
         return;
     };
-    let Some(path) = PATH_KEY.get_ptr_mut(0) else {
+    let Some(path) = PATH_KEY.get_ptr_mut(SLOT_TC) else {
         return;
     };
     // SAFETY: this CPU's slot; the programs do not nest on one CPU.
@@ -97,7 +97,7 @@ fn observe_request(ctx: &TcContext) {
         upstream_port: seg.dst_port,
     };
     // Built off-stack: with its 64-byte header line it would not fit beside the scan.
-    let Some(pending) = PENDING.get_ptr_mut(0) else {
+    let Some(pending) = PENDING.get_ptr_mut(SLOT_TC) else {
         return;
     };
     // SAFETY: this CPU's slot; the programs do not nest on one CPU.

@@ -79,11 +79,36 @@ pub struct Event {
     pub method: u8,
     pub tls: u8,
     pub reserved: [u8; 5],
+    /// TLS events (`tls` = 1): the process (tgid) and the socket fd the SSL object was
+    /// seen writing to or reading from (`NO_FD` when not seen). The kernel cannot see
+    /// the peer address through libssl, so `flow` is zero and userspace resolves it
+    /// from `/proc/<tgid>/fd/<fd>`. Zero for events seen on the wire.
+    pub tgid: u32,
+    pub fd: u32,
     /// The header lines ratewire reads, found by the kernel with the shared parser's
     /// `match_header` and read by userspace with its `read_line` (zeros when absent):
     /// never any other header, never a body.
     pub lines: [LineWindow; WANTED_HEADERS],
 }
+
+/// No outcome: a TLS hint that the SSL object `(tgid, ssl)` was seen on socket `fd`, so
+/// userspace can resolve the connection's addresses while it is still open.
+pub const OUTCOME_TLS_SOCKET: u8 = 4;
+
+/// [`Event::fd`] when the SSL object's socket was not seen.
+pub const NO_FD: u32 = u32::MAX;
+
+/// One OpenSSL connection (`SSL *`) in one process: key of `TLS_FLOWS` and `TLS_FDS`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TlsKey {
+    pub tgid: u32,
+    pub reserved: u32,
+    pub ssl: u64,
+}
+
+/// Capacity of the `TLS_FLOWS` map (TLS requests awaiting a response at once).
+pub const TLS_FLOWS_MAX_ENTRIES: u32 = 16_384;
 
 /// Capacity of the `RESPONSES` map. Keys beyond it are not stored: each outcome that
 /// cannot be counted is counted in `STATS[STAT_RESPONSE_MAP_FULL]` instead.
@@ -118,6 +143,12 @@ pub const STAT_UNPAIRED: u32 = 3;
 /// A request head left while the flow's previous request still awaited its response
 /// (HTTP pipelining: the older one is counted as answered by the first response).
 pub const STAT_PIPELINED: u32 = 4;
+/// A TLS request could not be tracked: the `TLS_FLOWS` map was full.
+pub const STAT_TLS_FLOW_MAP_FULL: u32 = 5;
+/// A TLS status line arrived for an SSL object with no request awaiting it.
+pub const STAT_TLS_UNPAIRED: u32 = 6;
+/// A TLS request was written while the previous one on its SSL object still awaited.
+pub const STAT_TLS_PIPELINED: u32 = 7;
 pub const STAT_SLOTS: u32 = 8;
 
 /// Store an IPv4 address (network byte order octets) as IPv4-mapped IPv6.
@@ -135,6 +166,7 @@ mod pod {
     unsafe impl aya::Pod for super::FlowKey {}
     unsafe impl aya::Pod for super::PendingRequest {}
     unsafe impl aya::Pod for super::Event {}
+    unsafe impl aya::Pod for super::TlsKey {}
 }
 
 #[cfg(test)]
@@ -150,8 +182,9 @@ mod tests {
         assert_eq!(size_of::<PendingRequest>(), 8 + 2 + 1 + 1 + 4 + 64);
         assert_eq!(
             size_of::<Event>(),
-            8 + 8 + size_of::<FlowKey>() + 2 * 2 + 3 + 5 + 64 * WANTED_HEADERS
+            8 + 8 + size_of::<FlowKey>() + 2 * 2 + 3 + 5 + 4 + 4 + 64 * WANTED_HEADERS
         );
         assert_eq!(size_of::<Event>() % align_of::<Event>(), 0);
+        assert_eq!(size_of::<TlsKey>(), 4 + 4 + 8);
     }
 }

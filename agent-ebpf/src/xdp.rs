@@ -123,6 +123,8 @@ fn finish(flow: &FlowKey, status: u16, outcome: u8, found: Option<&Found>) {
             (*ev).method = method;
             (*ev).tls = tls;
             (*ev).reserved = [0; 5];
+            (*ev).tgid = 0;
+            (*ev).fd = 0;
             let mut k = 0;
             while k < CLIENT_RETRY_LINE {
                 (*ev).lines[k] = match found {

@@ -69,6 +69,21 @@ pub struct RunArgs {
     /// Size of the kernel-to-userspace event ring buffer: a power of two, at least 4096.
     #[arg(long, value_name = "BYTES", default_value_t = 4 << 20, value_parser = ring_size)]
     pub events_buffer_bytes: u32,
+
+    /// TLS uprobes: `auto` attaches to the system libssl and to every libssl a running
+    /// process maps (rescanned every few seconds); `off` watches plaintext only.
+    #[arg(long, value_enum, default_value_t = TlsMode::Auto)]
+    pub tls: TlsMode,
+
+    /// An OpenSSL libssl to attach the TLS uprobes to, besides those found (repeatable).
+    #[arg(long = "tls-lib", value_name = "PATH")]
+    pub tls_libs: Vec<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TlsMode {
+    Auto,
+    Off,
 }
 
 fn positive_secs(s: &str) -> Result<f64, String> {

@@ -1,13 +1,15 @@
 //! `ratewire run`: attach, serve metrics, record events, wait for a signal, detach.
 
 use std::{
+    collections::BTreeSet,
+    path::PathBuf,
     process::ExitCode,
     sync::{Arc, Mutex},
     time::Duration,
 };
 
 use anyhow::Context as _;
-use log::info;
+use log::{info, warn};
 use ratewire_journal::writer::{JournalWriter, WriterConfig};
 use tokio::{
     signal::unix::{signal, SignalKind},
@@ -15,14 +17,18 @@ use tokio::{
 };
 
 use crate::{
-    cli::RunArgs,
+    cli::{RunArgs, TlsMode},
     exporter,
     metrics::Metrics,
     netif,
     probe::{Probe, ProbeConfig},
-    recorder::Recorder,
+    recorder::{Recorder, TlsState},
     routes::RouteTable,
+    tls,
 };
+
+/// How often `--tls auto` looks for libssl copies newly mapped by running processes.
+const TLS_RESCAN: Duration = Duration::from_secs(3);
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -51,6 +57,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
         ifaces: &ifaces,
         routes: &routes,
         events_buffer_bytes: args.events_buffer_bytes,
+        tls: args.tls != TlsMode::Off,
     })?;
     let counters = Arc::new(Mutex::new(probe.take_counters()?));
     let metrics = Arc::new(Metrics::new(
@@ -58,7 +65,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
         routes.clone(),
         &probe.attachments,
     )?);
-    let recorder = Recorder::new(
+    let mut recorder = Recorder::new(
         probe.take_events()?,
         probe.take_flows()?,
         counters,
@@ -67,19 +74,39 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
         journal,
         Duration::from_secs_f64(args.response_timeout),
     )?;
+    if args.tls != TlsMode::Off {
+        let (flows, fds) = probe.take_tls_maps()?;
+        recorder = recorder.with_tls(TlsState {
+            flows,
+            fds,
+            resolver: Default::default(),
+        });
+        attach_tls_libs(&mut probe, &metrics, &args.tls_libs, true);
+    }
+    let mut rescan = tokio::time::interval(TLS_RESCAN);
     let (stop, stopped) = watch::channel(false);
     let mut recording = tokio::spawn(recorder.run(stopped));
-    let server = tokio::spawn(exporter::serve(listener, metrics));
+    let server = tokio::spawn(exporter::serve(listener, metrics.clone()));
 
     // A recorder that fails (e.g. the journal's disk is full) stops the daemon loudly
     // rather than letting it run on with a journal that silently misses records.
-    tokio::select! {
-        signal_name = wait_for_signal() => info!("{}: stopping", signal_name?),
-        ended = &mut recording => {
-            server.abort();
-            drop(probe);
-            ended.context("the recorder task panicked")??;
-            anyhow::bail!("the recorder stopped unexpectedly");
+    let signal_name = wait_for_signal();
+    tokio::pin!(signal_name);
+    loop {
+        tokio::select! {
+            signal_name = &mut signal_name => {
+                info!("{}: stopping", signal_name?);
+                break;
+            }
+            ended = &mut recording => {
+                server.abort();
+                drop(probe);
+                ended.context("the recorder task panicked")??;
+                anyhow::bail!("the recorder stopped unexpectedly");
+            }
+            _ = rescan.tick(), if args.tls == TlsMode::Auto => {
+                attach_tls_libs(&mut probe, &metrics, &[], false);
+            }
         }
     }
     server.abort();
@@ -88,6 +115,48 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
     drop(probe);
     info!("detached from {} interface(s)", ifaces.len());
     Ok(ExitCode::SUCCESS)
+}
+
+/// Attach the TLS uprobes to the libraries given, and (`--tls auto`) to the system's
+/// libssl and every libssl a running process maps; each file once.
+fn attach_tls_libs(probe: &mut Probe, metrics: &Metrics, extra: &[PathBuf], first: bool) {
+    let mut libs: BTreeSet<PathBuf> = extra.iter().cloned().collect();
+    if first {
+        libs.extend(tls::system_libs());
+    }
+    libs.extend(tls::mapped_libs());
+    for lib in extra {
+        if tls::file_id(lib).is_none() {
+            warn!("TLS: --tls-lib {}: no such file", lib.display());
+        }
+    }
+    for lib in libs {
+        let results = probe.attach_tls_lib(&lib);
+        let failed: Vec<String> = results
+            .iter()
+            .filter_map(|r| r.error.as_ref().map(|e| format!("{}: {e}", r.function)))
+            .collect();
+        for r in &results {
+            metrics
+                .tls_attached
+                .with_label_values(&[r.lib.as_str(), r.function])
+                .set(i64::from(r.error.is_none()));
+        }
+        if results.is_empty() {
+            continue;
+        }
+        if failed.is_empty() {
+            info!("TLS: uprobes attached to {}", lib.display());
+        } else {
+            warn!(
+                "TLS: {}: {} of {} functions not attached ({})",
+                lib.display(),
+                failed.len(),
+                results.len(),
+                failed.join("; ")
+            );
+        }
+    }
 }
 
 fn open_journal(args: &RunArgs) -> anyhow::Result<Option<JournalWriter>> {

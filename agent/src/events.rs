@@ -10,6 +10,8 @@ use crate::{clock, routes::RouteTable, upstream};
 
 /// Journal `source` of everything the live probes record.
 pub const SOURCE: &str = "xdp";
+/// Journal `source` of what the TLS uprobes record.
+pub const TLS_SOURCE: &str = "uprobe";
 
 /// Read an event from the ring buffer's bytes (which need not be aligned).
 pub fn parse(bytes: &[u8]) -> Option<Event> {
@@ -29,11 +31,12 @@ pub fn facts(ev: &Event) -> HeadFacts {
 pub fn to_record(ev: &Event, facts: &HeadFacts, wall_offset: i128, routes: &RouteTable) -> Record {
     let unix_ns = clock::to_unix_ns(ev.seen_ns, wall_offset);
     let upstream = upstream::label(ev.flow.upstream_addr, ev.flow.upstream_port);
+    let source = if ev.tls != 0 { TLS_SOURCE } else { SOURCE };
     let mut record = match ev.outcome {
-        OUTCOME_RESPONSE => Record::response(unix_ns, upstream, ev.status, SOURCE),
-        OUTCOME_RESET => Record::no_response(unix_ns, upstream, NoResponseReason::Reset, SOURCE),
-        OUTCOME_CLOSED => Record::no_response(unix_ns, upstream, NoResponseReason::Closed, SOURCE),
-        _ => Record::no_response(unix_ns, upstream, NoResponseReason::Timeout, SOURCE),
+        OUTCOME_RESPONSE => Record::response(unix_ns, upstream, ev.status, source),
+        OUTCOME_RESET => Record::no_response(unix_ns, upstream, NoResponseReason::Reset, source),
+        OUTCOME_CLOSED => Record::no_response(unix_ns, upstream, NoResponseReason::Closed, source),
+        _ => Record::no_response(unix_ns, upstream, NoResponseReason::Timeout, source),
     };
     record.request_unix_ns = Some(clock::to_unix_ns(ev.request_ns, wall_offset));
     record.client = Some(upstream::label(ev.flow.client_addr, ev.flow.client_port));
@@ -92,6 +95,8 @@ mod tests {
             method: Method::Post as u8,
             tls: 0,
             reserved: [0; 5],
+            tgid: 0,
+            fd: 0,
             lines,
         }
     }

@@ -11,4 +11,5 @@ pub mod netif;
 pub mod probe;
 pub mod recorder;
 pub mod routes;
+pub mod tls;
 pub mod upstream;

@@ -27,7 +27,8 @@ use prometheus::{
 use ratewire_ebpf::http::HeadFacts;
 use ratewire_ebpf::types::{
     Event, OUTCOME_CLOSED, OUTCOME_RESET, OUTCOME_RESPONSE, STAT_EVENTS_LOST, STAT_FLOW_MAP_FULL,
-    STAT_PIPELINED, STAT_RESPONSE_MAP_FULL, STAT_UNPAIRED,
+    STAT_PIPELINED, STAT_RESPONSE_MAP_FULL, STAT_TLS_FLOW_MAP_FULL, STAT_TLS_PIPELINED,
+    STAT_TLS_UNPAIRED, STAT_UNPAIRED,
 };
 
 use crate::{
@@ -43,11 +44,20 @@ pub const MAX_EVENT_UPSTREAMS: usize = 1024;
 /// Timeouts decided by userspace, per (upstream, route): part of the no-response counter.
 pub type Timeouts = Arc<Mutex<BTreeMap<(String, String), u64>>>;
 
+/// Outcomes seen through the TLS uprobes, counted by userspace (the kernel does not know
+/// the upstream): (upstream, route, status or no-response reason, is a response).
+pub type TlsCounts = Arc<Mutex<BTreeMap<(String, String, String, bool), u64>>>;
+
 /// Everything `/metrics` shows.
 pub struct Metrics {
     registry: Registry,
     pub per_event: EventMetrics,
     pub timeouts: Timeouts,
+    pub tls_counts: TlsCounts,
+    /// TLS outcomes whose connection could not be resolved (upstream `unknown`).
+    pub tls_unattributed: IntCounter,
+    /// 1 per (libssl, function) the uprobes are attached to, 0 when attaching failed.
+    pub tls_attached: IntGaugeVec,
 }
 
 impl Metrics {
@@ -58,11 +68,26 @@ impl Metrics {
     ) -> anyhow::Result<Metrics> {
         let registry = Registry::new();
         let timeouts = Timeouts::default();
+        let tls_counts = TlsCounts::default();
         registry.register(Box::new(ProbeCollector {
             counters,
             routes,
             timeouts: timeouts.clone(),
+            tls_counts: tls_counts.clone(),
         }))?;
+        let tls_unattributed = IntCounter::new(
+            "ratewire_tls_unattributed_total",
+            "TLS outcomes (responses and no-responses) whose TCP connection could not be resolved; journalled without upstream, not in the per-upstream counters",
+        )?;
+        registry.register(Box::new(tls_unattributed.clone()))?;
+        let tls_attached = IntGaugeVec::new(
+            Opts::new(
+                "ratewire_tls_probe_attached",
+                "1 for each libssl function the TLS uprobes are attached to, 0 when attaching failed",
+            ),
+            &["lib", "function"],
+        )?;
+        registry.register(Box::new(tls_attached.clone()))?;
         let per_event = EventMetrics::new(&registry)?;
 
         let attached = IntGaugeVec::new(
@@ -94,6 +119,9 @@ impl Metrics {
             registry,
             per_event,
             timeouts,
+            tls_counts,
+            tls_unattributed,
+            tls_attached,
         })
     }
 
@@ -108,6 +136,20 @@ impl Metrics {
         let mut timeouts = self.timeouts.lock().unwrap_or_else(|p| p.into_inner());
         *timeouts.entry((upstream, route)).or_default() += 1;
     }
+
+    /// One TLS outcome: a response with `status`, or a no-response `reason`.
+    pub fn count_tls(
+        &self,
+        upstream: String,
+        route: String,
+        status_or_reason: String,
+        response: bool,
+    ) {
+        let mut counts = self.tls_counts.lock().unwrap_or_else(|p| p.into_inner());
+        *counts
+            .entry((upstream, route, status_or_reason, response))
+            .or_default() += 1;
+    }
 }
 
 /// Reads the kernel counters on every scrape.
@@ -115,6 +157,7 @@ struct ProbeCollector {
     counters: Arc<Mutex<Counters>>,
     routes: RouteTable,
     timeouts: Timeouts,
+    tls_counts: TlsCounts,
 }
 
 /// Fresh (unregistered) metric vectors for one scrape; also the collector's descriptors.
@@ -241,6 +284,22 @@ impl Collector for ProbeCollector {
                 .with_label_values(&[upstream.as_str(), route.as_str(), "timeout"])
                 .inc_by(*count);
         }
+        for ((upstream, route, what, response), count) in self
+            .tls_counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            if *response {
+                f.responses
+                    .with_label_values(&[upstream.as_str(), route.as_str(), what.as_str(), "true"])
+                    .inc_by(*count);
+            } else {
+                f.no_response
+                    .with_label_values(&[upstream.as_str(), route.as_str(), what.as_str()])
+                    .inc_by(*count);
+            }
+        }
         let stat = |slot: u32| snapshot.stats[slot as usize];
         f.overflow
             .with_label_values(&["responses"])
@@ -248,9 +307,14 @@ impl Collector for ProbeCollector {
         f.overflow
             .with_label_values(&["flows"])
             .inc_by(stat(STAT_FLOW_MAP_FULL));
+        f.overflow
+            .with_label_values(&["tls_flows"])
+            .inc_by(stat(STAT_TLS_FLOW_MAP_FULL));
         f.events_lost.inc_by(stat(STAT_EVENTS_LOST));
-        f.unpaired.inc_by(stat(STAT_UNPAIRED));
-        f.pipelined.inc_by(stat(STAT_PIPELINED));
+        f.unpaired
+            .inc_by(stat(STAT_UNPAIRED) + stat(STAT_TLS_UNPAIRED));
+        f.pipelined
+            .inc_by(stat(STAT_PIPELINED) + stat(STAT_TLS_PIPELINED));
         f.collect()
     }
 }

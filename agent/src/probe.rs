@@ -12,14 +12,17 @@ use aya::{
     programs::{
         links::LinkOrder,
         tc::{SchedClassifier, TcAttachOptions, TcAttachType},
-        Xdp, XdpFlags,
+        RawTracePoint, UProbe, Xdp, XdpFlags,
     },
     Ebpf, EbpfLoader,
 };
 use log::{info, warn};
-use ratewire_ebpf::types::{FlowKey, PendingRequest, ResponseKey, ROUTE_PATH_LEN, STAT_SLOTS};
+use ratewire_ebpf::types::{
+    FlowKey, PendingRequest, ResponseKey, TlsKey, ROUTE_PATH_LEN, STAT_SLOTS,
+};
+use std::{collections::HashSet, path::Path};
 
-use crate::{netif, routes::RouteTable};
+use crate::{netif, routes::RouteTable, tls};
 
 /// The kernel programs, compiled by build.rs for bpfel-unknown-none.
 pub const OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/ratewire-probes"));
@@ -27,6 +30,7 @@ pub const OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "
 /// Program names in [`OBJECT`].
 pub const XDP_PROGRAM: &str = "ratewire_xdp";
 pub const TC_PROGRAM: &str = "ratewire_tc_egress";
+pub const TLS_SOCKET_PROGRAM: &str = "ratewire_tls_socket";
 
 /// One hook the probe is attached to.
 #[derive(Clone, Debug)]
@@ -42,6 +46,17 @@ pub struct ProbeConfig<'a> {
     pub routes: &'a RouteTable,
     /// Size of the events ring buffer: a power of two, a multiple of the page size.
     pub events_buffer_bytes: u32,
+    /// Load the TLS uprobes (attached per library with [`Probe::attach_tls_lib`]).
+    pub tls: bool,
+}
+
+/// One libssl function the TLS uprobes are attached to (or failed to attach to).
+#[derive(Clone, Debug)]
+pub struct TlsAttachment {
+    pub lib: String,
+    pub function: &'static str,
+    /// Why attaching failed (`None`: attached).
+    pub error: Option<String>,
 }
 
 /// The loaded programs, their attachments and their maps.
@@ -49,6 +64,10 @@ pub struct Probe {
     /// Owns the programs and their links; dropping it detaches everything.
     ebpf: Ebpf,
     pub attachments: Vec<Attachment>,
+    /// Whether the TLS programs are loaded.
+    tls: bool,
+    /// Libraries (device, inode) the TLS uprobes were tried on.
+    tls_libs: HashSet<(u64, u64)>,
 }
 
 impl Probe {
@@ -96,7 +115,54 @@ impl Probe {
                 mode: "tcx",
             });
         }
-        Ok(Probe { ebpf, attachments })
+        if config.tls {
+            load_tls(&mut ebpf)?;
+        }
+        Ok(Probe {
+            ebpf,
+            attachments,
+            tls: config.tls,
+            tls_libs: HashSet::new(),
+        })
+    }
+
+    /// Attach the TLS uprobes to the libssl at `path`, unless that file (inode) was
+    /// already tried. Returns what happened per function (empty: nothing new).
+    pub fn attach_tls_lib(&mut self, path: &Path) -> Vec<TlsAttachment> {
+        let Some(id) = tls::file_id(path) else {
+            return Vec::new();
+        };
+        if !self.tls || !self.tls_libs.insert(id) {
+            return Vec::new();
+        }
+        let lib = path.display().to_string();
+        let mut results = Vec::new();
+        for (function, entry, ret) in tls::FUNCTIONS {
+            let mut attach = |name: &str| -> anyhow::Result<()> {
+                let prog: &mut UProbe = program(&mut self.ebpf, name)?.try_into()?;
+                prog.attach(Some(function), 0, path, None)?;
+                Ok(())
+            };
+            let error = attach(entry)
+                .and_then(|()| attach(ret))
+                .err()
+                .map(|e| format!("{e:#}"));
+            results.push(TlsAttachment {
+                lib: lib.clone(),
+                function,
+                error,
+            });
+        }
+        results
+    }
+
+    /// The TLS requests awaiting a response and the sockets of SSL objects (for the
+    /// timeout sweep). Call once.
+    pub fn take_tls_maps(&mut self) -> anyhow::Result<(TlsFlows, TlsFds)> {
+        Ok((
+            HashMap::try_from(take_map(&mut self.ebpf, "TLS_FLOWS")?)?,
+            HashMap::try_from(take_map(&mut self.ebpf, "TLS_FDS")?)?,
+        ))
     }
 
     /// Hand the counter maps to their reader (the metrics collector). Call once.
@@ -119,6 +185,30 @@ impl Probe {
 }
 
 pub type Flows = HashMap<MapData, FlowKey, PendingRequest>;
+pub type TlsFlows = HashMap<MapData, TlsKey, PendingRequest>;
+pub type TlsFds = HashMap<MapData, TlsKey, u32>;
+
+/// Load the TLS programs and attach the socket-attribution tracepoints (libraries are
+/// attached later, one by one).
+fn load_tls(ebpf: &mut Ebpf) -> anyhow::Result<()> {
+    let mut names: Vec<&str> = tls::FUNCTIONS
+        .iter()
+        .flat_map(|(_, entry, ret)| [*entry, *ret])
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    for name in names {
+        let prog: &mut UProbe = program(ebpf, name)?.try_into()?;
+        prog.load()
+            .with_context(|| format!("the kernel refused the TLS uprobe {name}"))?;
+    }
+    let tp: &mut RawTracePoint = program(ebpf, TLS_SOCKET_PROGRAM)?.try_into()?;
+    tp.load()
+        .context("the kernel refused the TLS socket tracepoint program")?;
+    tp.attach("sys_enter")
+        .context("cannot attach the TLS socket program to raw tracepoint sys_enter")?;
+    Ok(())
+}
 
 fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut aya::programs::Program> {
     ebpf.program_mut(name)

@@ -12,7 +12,10 @@ use aya::maps::{MapData, RingBuf};
 use log::{error, warn};
 use ratewire_ebpf::{
     http::{HEADER_LINE_WINDOW, WANTED_HEADERS},
-    types::{Event, FlowKey, PendingRequest, CLIENT_RETRY_LINE, OUTCOME_TIMEOUT, STAT_EVENTS_LOST},
+    types::{
+        Event, FlowKey, PendingRequest, TlsKey, CLIENT_RETRY_LINE, NO_FD, OUTCOME_CLOSED,
+        OUTCOME_RESET, OUTCOME_RESPONSE, OUTCOME_TIMEOUT, OUTCOME_TLS_SOCKET, STAT_EVENTS_LOST,
+    },
 };
 use ratewire_journal::{writer::JournalWriter, Record};
 use tokio::{io::unix::AsyncFd, sync::watch, time::interval};
@@ -20,10 +23,19 @@ use tokio::{io::unix::AsyncFd, sync::watch, time::interval};
 use crate::{
     clock, events,
     metrics::Metrics,
-    probe::{Counters, Flows},
+    probe::{Counters, Flows, TlsFds, TlsFlows},
     routes::RouteTable,
+    tls::SocketResolver,
     upstream,
 };
+
+/// What the recorder needs for TLS: the kernel's pending TLS requests (timeouts), the
+/// SSL objects' sockets, and the /proc resolver of sockets to connections.
+pub struct TlsState {
+    pub flows: TlsFlows,
+    pub fds: TlsFds,
+    pub resolver: SocketResolver,
+}
 
 /// How often timeouts are decided, lost events checked and the journal flushed.
 const TICK: Duration = Duration::from_millis(200);
@@ -39,6 +51,7 @@ pub struct Recorder {
     /// `STAT_EVENTS_LOST` already marked in the journal.
     lost_marked: u64,
     batch: Vec<Record>,
+    tls: Option<TlsState>,
 }
 
 impl Recorder {
@@ -64,7 +77,14 @@ impl Recorder {
             timeout,
             lost_marked: 0,
             batch: Vec::new(),
+            tls: None,
         })
+    }
+
+    /// Also record TLS outcomes (the uprobes are loaded).
+    pub fn with_tls(mut self, tls: TlsState) -> Recorder {
+        self.tls = Some(tls);
+        self
     }
 
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
@@ -80,6 +100,7 @@ impl Recorder {
                 _ = tick.tick() => {
                     self.drain_events();
                     self.sweep_timeouts();
+                    self.sweep_tls_timeouts();
                     self.mark_lost_events();
                     self.flush()?;
                 }
@@ -114,8 +135,25 @@ impl Recorder {
     }
 
     fn observe(&mut self, ev: &Event, offset: i128) {
+        let mut ev = *ev;
+        let mut attributed = true;
+        if ev.tls != 0 {
+            match self.attribute_tls(&mut ev) {
+                None => return, // a socket hint, not an outcome
+                Some(found) => attributed = found,
+            }
+        }
+        let ev = &ev;
         let facts = events::facts(ev);
-        let record = events::to_record(ev, &facts, offset, &self.routes);
+        let mut record = events::to_record(ev, &facts, offset, &self.routes);
+        if !attributed {
+            record.upstream = None;
+            record.client = None;
+            if self.journal.is_some() {
+                self.batch.push(record);
+            }
+            return;
+        }
         self.metrics.per_event.observe(ev, &facts, &self.routes);
         if let (Some(ms), Some(upstream)) = (record.retry_after_ms, &record.upstream) {
             self.metrics
@@ -124,6 +162,75 @@ impl Recorder {
         }
         if self.journal.is_some() {
             self.batch.push(record);
+        }
+    }
+
+    /// A TLS event: resolve its connection from (tgid, fd) and count it. `None` for a
+    /// socket hint (resolved and cached now, while the connection is surely open);
+    /// otherwise whether the connection was found.
+    fn attribute_tls(&mut self, ev: &mut Event) -> Option<bool> {
+        let tls = self.tls.as_mut()?;
+        let flow = tls.resolver.resolve(ev.tgid, ev.fd);
+        if ev.outcome == OUTCOME_TLS_SOCKET {
+            return None;
+        }
+        let Some(flow) = flow else {
+            self.metrics.tls_unattributed.inc();
+            return Some(false);
+        };
+        ev.flow = flow;
+        let (what, response) = match ev.outcome {
+            OUTCOME_RESPONSE => (ev.status.to_string(), true),
+            OUTCOME_RESET => ("reset".to_owned(), false),
+            OUTCOME_CLOSED => ("closed".to_owned(), false),
+            _ => ("timeout".to_owned(), false),
+        };
+        self.metrics.count_tls(
+            upstream::label(flow.upstream_addr, flow.upstream_port),
+            self.routes.label(ev.route).to_owned(),
+            what,
+            response,
+        );
+        Some(true)
+    }
+
+    /// TLS requests older than the timeout end as `timeout`, like plaintext ones.
+    fn sweep_tls_timeouts(&mut self) {
+        let Some(tls) = self.tls.as_mut() else {
+            return;
+        };
+        let now = clock::monotonic_ns();
+        let limit = self.timeout.as_nanos() as u64;
+        let expired: Vec<(TlsKey, PendingRequest)> = tls
+            .flows
+            .iter()
+            .filter_map(Result::ok)
+            .filter(|(_, p)| now.saturating_sub(p.request_ns) > limit)
+            .collect();
+        let mut ended = Vec::new();
+        for (key, pending) in expired {
+            if tls.flows.remove(&key).is_err() {
+                continue; // the response won the race
+            }
+            let fd = tls.fds.get(&key, 0).unwrap_or(NO_FD);
+            let mut ev = timeout_event(
+                FlowKey {
+                    client_addr: [0; 16],
+                    upstream_addr: [0; 16],
+                    client_port: 0,
+                    upstream_port: 0,
+                },
+                pending,
+                now,
+            );
+            ev.tls = 1;
+            ev.tgid = key.tgid;
+            ev.fd = fd;
+            ended.push(ev);
+        }
+        let offset = clock::wall_offset_ns();
+        for ev in ended {
+            self.observe(&ev, offset);
         }
     }
 
@@ -206,6 +313,8 @@ fn timeout_event(flow: FlowKey, pending: PendingRequest, now: u64) -> Event {
         method: pending.method,
         tls: pending.tls,
         reserved: [0; 5],
+        tgid: 0,
+        fd: 0,
         lines,
     }
 }

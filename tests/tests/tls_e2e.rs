@@ -1,0 +1,231 @@
+//! HTTPS upstreams counted through the OpenSSL uprobes: a Python `http.server` + `ssl`
+//! upstream (self-signed certificate made here with `openssl req -x509`) answers
+//! scripted statuses to two real clients that use the system's libssl differently —
+//! Python `requests` (a venv; `SSL_write_ex`/`SSL_read_ex` on a socket BIO) and `curl`
+//! (`SSL_write`/`SSL_read` through its own BIO) — over keep-alive connections. The
+//! agent's `ratewire_http_responses_total{tls="true"}` for the upstream must equal what
+//! the upstream says it sent, exactly, and every 429's `Retry-After` must land in the
+//! histogram.
+//!
+//! Everything runs inside a testbed namespace (upstream on its 127.0.0.1, agent on its
+//! `lo`); the uprobes themselves are machine-wide, so the upstream port is random and
+//! the assertions are per upstream.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{bail, ensure, Context, Result};
+use ratewire_tests::agent::Agent;
+use ratewire_tests::lock;
+use ratewire_tests::netns::Testbed;
+use ratewire_tests::prom::Metrics;
+use ratewire_tests::tmp::TempDir;
+
+const PYTHON_REQUESTS: u64 = 1_200;
+const CURL_REQUESTS: u64 = 1_000;
+const PLAN: [u16; 6] = [200, 200, 429, 200, 500, 200];
+const SETTLE: Duration = Duration::from_secs(15);
+
+fn here() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tls")
+}
+
+fn output_ok(what: &str, cmd: &mut Command) -> Result<String> {
+    let out = cmd.output().with_context(|| format!("{what}: {cmd:?}"))?;
+    ensure!(
+        out.status.success(),
+        "{what} failed ({}): {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn self_signed(dir: &Path) -> Result<(PathBuf, PathBuf)> {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    output_ok(
+        "openssl req -x509 (a self-signed certificate)",
+        Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            ])
+            .args(["-subj", "/CN=localhost", "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert),
+    )?;
+    Ok((cert, key))
+}
+
+/// `python3 -m venv` + `pip install requests`: the venv's python.
+fn venv_python(dir: &Path) -> Result<PathBuf> {
+    let venv = dir.join("venv");
+    output_ok(
+        "creating a Python venv (Debian: apt-get install python3-venv)",
+        Command::new("python3").arg("-m").arg("venv").arg(&venv),
+    )?;
+    output_ok(
+        "pip install requests",
+        Command::new(venv.join("bin/pip")).args([
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "requests",
+        ]),
+    )?;
+    Ok(venv.join("bin/python"))
+}
+
+fn random_port() -> u16 {
+    20_000 + (std::process::id() as u16 % 20_000)
+}
+
+fn json_counts(line: &str) -> Result<BTreeMap<u16, u64>> {
+    let v: BTreeMap<String, u64> =
+        serde_json::from_str(line.trim()).with_context(|| format!("not a JSON count: {line:?}"))?;
+    v.into_iter().map(|(k, n)| Ok((k.parse()?, n))).collect()
+}
+
+/// `ratewire_http_responses_total{upstream, tls="true"}` per status, summed over routes.
+fn tls_counts(m: &Metrics, upstream: &str) -> BTreeMap<u16, u64> {
+    let mut counts = BTreeMap::new();
+    for s in m.select(
+        "ratewire_http_responses_total",
+        &[("upstream", upstream), ("tls", "true")],
+    ) {
+        if let Some(status) = s.label("status").and_then(|v| v.parse().ok()) {
+            *counts.entry(status).or_default() += s.value as u64;
+        }
+    }
+    counts
+}
+
+#[test]
+fn https_statuses_counted_exactly_through_openssl_uprobes() -> Result<()> {
+    let _lock = lock::exclusive("agent")?;
+    let tmp = TempDir::new("tls")?;
+    let (cert, key) = self_signed(tmp.path())?;
+    let python = venv_python(tmp.path())?;
+    let bed = Testbed::new()?;
+    let port = random_port();
+    let upstream = format!("127.0.0.1:{port}");
+
+    let agent = Agent::start_in(&bed, &["lo"])?;
+    agent.wait_for(Duration::from_secs(30), |m| {
+        let attached = m
+            .select("ratewire_tls_probe_attached", &[])
+            .filter(|s| s.value == 1.0)
+            .count();
+        Ok((attached < 4).then(|| format!("{attached} libssl functions attached")))
+    })?;
+
+    let mut server_cmd = Command::new("python3");
+    server_cmd
+        .arg(here().join("https_upstream.py"))
+        .args(["127.0.0.1", &port.to_string()])
+        .arg(&cert)
+        .arg(&key);
+    let mut server = bed.spawn_in_ns("https-upstream", &server_cmd)?;
+    server.wait_for_lines("ready", 1, Duration::from_secs(20))?;
+
+    // Client 1: Python requests, one keep-alive session.
+    let plan = PLAN.map(|s| s.to_string()).join(",");
+    let mut py_cmd = Command::new(&python);
+    py_cmd
+        .arg(here().join("requests_client.py"))
+        .arg(format!("https://{upstream}"))
+        .arg(PYTHON_REQUESTS.to_string())
+        .arg(&plan);
+    let mut py = bed.spawn_in_ns("requests-client", &py_cmd)?;
+    let status = py.wait(Duration::from_secs(300))?;
+    ensure!(
+        status.success(),
+        "requests client: {status}\n{}",
+        py.output()
+    );
+    let py_seen = json_counts(py.stdout().lines().next().unwrap_or(""))?;
+    ensure!(
+        py_seen.values().sum::<u64>() == PYTHON_REQUESTS,
+        "{py_seen:?}"
+    );
+
+    // Client 2: curl, all URLs in one invocation (one keep-alive connection).
+    let mut config = String::new();
+    for i in 0..CURL_REQUESTS {
+        let status = PLAN[i as usize % PLAN.len()];
+        writeln!(
+            config,
+            "url = \"https://{upstream}/v1/chat/completions?status={status}\"\noutput = \"/dev/null\""
+        )?;
+    }
+    let config_path = tmp.join("curl.conf");
+    std::fs::write(&config_path, config)?;
+    let mut curl_cmd = Command::new("curl");
+    curl_cmd
+        .args(["-sSk", "--keepalive", "-w", "%{http_code}\\n", "-K"])
+        .arg(&config_path);
+    let mut curl = bed.spawn_in_ns("curl", &curl_cmd)?;
+    let status = curl.wait(Duration::from_secs(300))?;
+    ensure!(status.success(), "curl: {status}\n{}", curl.output());
+    let curl_lines = curl.stdout().lines().count() as u64;
+    ensure!(
+        curl_lines == CURL_REQUESTS,
+        "curl printed {curl_lines} codes"
+    );
+
+    server.signal(libc::SIGTERM)?;
+    server.wait(Duration::from_secs(10))?;
+    let sent = json_counts(server.stdout().lines().nth(1).unwrap_or(""))?;
+    ensure!(
+        sent.values().sum::<u64>() == PYTHON_REQUESTS + CURL_REQUESTS,
+        "the upstream answered {sent:?}"
+    );
+
+    let metrics = agent.wait_for(SETTLE, |m| {
+        let counted = tls_counts(m, &upstream);
+        Ok((counted != sent).then(|| format!("agent {counted:?} != upstream {sent:?}")))
+    })?;
+    let n429 = sent.get(&429).copied().unwrap_or(0) as f64;
+    ensure!(n429 > 0.0);
+    let ra_count = metrics
+        .value(
+            "ratewire_retry_after_seconds_count",
+            &[("upstream", &upstream)],
+        )?
+        .unwrap_or(0.0);
+    let ra_sum = metrics
+        .value(
+            "ratewire_retry_after_seconds_sum",
+            &[("upstream", &upstream)],
+        )?
+        .unwrap_or(0.0);
+    ensure!(
+        ra_count == n429 && (ra_sum - 7.0 * n429).abs() < 1e-6,
+        "Retry-After histogram count {ra_count} sum {ra_sum}, want {n429} x 7 s"
+    );
+    let routed: f64 = metrics
+        .select(
+            "ratewire_http_responses_total",
+            &[
+                ("upstream", &upstream),
+                ("route", "/v1/chat/completions"),
+                ("tls", "true"),
+            ],
+        )
+        .map(|s| s.value)
+        .sum();
+    ensure!(
+        routed as u64 == PYTHON_REQUESTS + CURL_REQUESTS,
+        "route label: {routed}"
+    );
+    if let Some(n) = metrics.value("ratewire_tls_unattributed_total", &[])? {
+        if n != 0.0 {
+            bail!("{n} TLS outcomes unattributed\n{}", agent.output());
+        }
+    }
+    agent.stop()
+}

@@ -11,6 +11,8 @@ pub enum Which {
     Xdp,
     /// TC egress program per-packet cost via BPF_PROG_TEST_RUN, vs an empty TC program.
     Tc,
+    /// OpenSSL uprobes: per-call cost on a local TLS loop, with vs without, one run.
+    Tls,
     /// `ratewire replay` throughput vs tshark on the same 100k-response capture.
     Replay,
     /// `ratewire audit` on a 10M-line Envoy access log vs `awk | sort | uniq -c`.
@@ -21,6 +23,14 @@ pub fn run(which: Which) -> anyhow::Result<()> {
     match which {
         Which::Xdp => probes("xdp"),
         Which::Tc => probes("tc"),
+        Which::Tls => sh::cargo(&[
+            "run",
+            "--release",
+            "--package",
+            "ratewire",
+            "--example",
+            "bench_tls",
+        ]),
         Which::Replay => bench_replay::run(&root()),
         Which::Audit => sh::cargo(&[
             "run",

@@ -121,6 +121,16 @@ pub fn parse_request_start(head: &[u8]) -> Option<RequestStart> {
     }
 }
 
+/// A TLS record carrying a ClientHello at the start of `head`: content type 22
+/// (handshake), version 3.0-3.4 (TLS 1.3 hellos say 3.1), handshake type 1.
+#[inline(always)]
+pub fn is_tls_client_hello(head: &[u8]) -> bool {
+    match head.get(..6) {
+        Some(h) => h[0] == 0x16 && h[1] == 0x03 && h[2] <= 0x04 && h[5] == 0x01,
+        None => false,
+    }
+}
+
 /// Copy the request target (up to the next space, CR or the end) into `out`, bounded by
 /// `out`'s length; the query string is cut off (`?...`) so no key in a URL is kept.
 /// Returns the number of bytes written.
@@ -519,6 +529,15 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_hellos() {
+        assert!(is_tls_client_hello(&[0x16, 3, 1, 2, 0, 1, 0, 1, 0xfc]));
+        assert!(!is_tls_client_hello(&[0x16, 3, 3, 0, 0x7a, 2, 0, 0])); // ServerHello
+        assert!(!is_tls_client_hello(&[0x17, 3, 3, 0, 0x7a, 1]));
+        assert!(!is_tls_client_hello(b"GET / HT"));
+        assert!(!is_tls_client_hello(&[0x16, 3, 1]));
+    }
 
     #[test]
     fn status_lines() {

@@ -71,6 +71,12 @@ pub static TLS_FLOWS: HashMap<TlsKey, PendingRequest> =
 #[map]
 pub static TLS_FDS: LruHashMap<TlsKey, u32> = LruHashMap::with_max_entries(65_536, 0);
 
+/// TLS ClientHellos seen on TC egress, per connection (client -> upstream): when.
+/// Userspace compares them with the connections the uprobes attributed, so TLS that
+/// the uprobes cannot see (another TLS library) is visible as such.
+#[map]
+pub static TLS_HELLOS: LruHashMap<FlowKey, u64> = LruHashMap::with_max_entries(65_536, 0);
+
 /// Threads inside an SSL_read/SSL_write call: pid_tgid -> `SSL *`.
 #[map]
 pub static TLS_INSIDE: HashMap<u64, u64> = HashMap::with_max_entries(16_384, 0);

@@ -16,8 +16,8 @@ use ratewire_ebpf::{
 
 use crate::{
     headscan,
-    maps::{count_stat, FLOWS, PATH_KEY, PENDING, ROUTES, SCRATCH_TC, SLOT_TC},
-    packet::{tcp_segment, Packet},
+    maps::{count_stat, FLOWS, PATH_KEY, PENDING, ROUTES, SCRATCH_TC, SLOT_TC, TLS_HELLOS},
+    packet::{tcp_segment, Packet, TcpSegment},
 };
 
 /// Only insert when the flow has no pending request (`BPF_NOEXIST`).
@@ -27,6 +27,20 @@ const BPF_NOEXIST: u64 = 1;
 pub fn ratewire_tc_egress(ctx: TcContext) -> i32 {
     observe_request(&ctx);
     TC_ACT_UNSPEC // let the next program (or the default action) decide
+}
+
+/// A TLS connection starting: remember it for the unobserved-TLS comparison.
+#[inline(always)]
+fn note_client_hello(seg: &TcpSegment) {
+    let flow = FlowKey {
+        client_addr: seg.src_addr,
+        upstream_addr: seg.dst_addr,
+        client_port: seg.src_port,
+        upstream_port: seg.dst_port,
+    };
+    // SAFETY: helper without preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    let _ = TLS_HELLOS.insert(&flow, &now, 0);
 }
 
 #[inline(always)]
@@ -54,7 +68,13 @@ fn observe_request(ctx: &TcContext) {
             REQUEST_START_LEN as u32,
         )
     };
-    if loaded != 0 || http::parse_request_start(&first).is_none() {
+    if loaded != 0 {
+        return;
+    }
+    if http::parse_request_start(&first).is_none() {
+        if http::is_tls_client_hello(&first) {
+            note_client_hello(&seg);
+        }
         return;
     }
     let Some(buf) = headscan::clean_scratch(SCRATCH_TC, len) else {

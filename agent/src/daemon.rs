@@ -75,11 +75,13 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
         Duration::from_secs_f64(args.response_timeout),
     )?;
     if args.tls != TlsMode::Off {
-        let (flows, fds) = probe.take_tls_maps()?;
+        let (flows, fds, hellos) = probe.take_tls_maps()?;
         recorder = recorder.with_tls(TlsState {
             flows,
             fds,
             resolver: Default::default(),
+            hellos,
+            attributed: Default::default(),
         });
         attach_tls_libs(&mut probe, &metrics, &args.tls_libs, true);
     }

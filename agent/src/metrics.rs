@@ -58,6 +58,10 @@ pub struct Metrics {
     pub tls_unattributed: IntCounter,
     /// 1 per (libssl, function) the uprobes are attached to, 0 when attaching failed.
     pub tls_attached: IntGaugeVec,
+    /// TLS connections seen starting (ClientHello on TC egress), per upstream.
+    pub tls_connections: IntCounterVec,
+    /// Of those, connections no uprobe event was attributed to within the grace period.
+    pub tls_unobserved: IntCounterVec,
 }
 
 impl Metrics {
@@ -88,6 +92,22 @@ impl Metrics {
             &["lib", "function"],
         )?;
         registry.register(Box::new(tls_attached.clone()))?;
+        let tls_connections = IntCounterVec::new(
+            Opts::new(
+                "ratewire_tls_connections_total",
+                "TLS connections seen starting (ClientHello on TC egress), by upstream; counted once the grace period for the uprobes to see them has passed",
+            ),
+            &["upstream"],
+        )?;
+        registry.register(Box::new(tls_connections.clone()))?;
+        let tls_unobserved = IntCounterVec::new(
+            Opts::new(
+                "ratewire_tls_unobserved_connections_total",
+                "TLS connections (ClientHello seen) that the OpenSSL uprobes never attributed: a TLS library ratewire cannot see into (statically linked OpenSSL, BoringSSL, rustls, Go, GnuTLS, NSS, Java...)",
+            ),
+            &["upstream"],
+        )?;
+        registry.register(Box::new(tls_unobserved.clone()))?;
         let per_event = EventMetrics::new(&registry)?;
 
         let attached = IntGaugeVec::new(
@@ -122,6 +142,8 @@ impl Metrics {
             tls_counts,
             tls_unattributed,
             tls_attached,
+            tls_connections,
+            tls_unobserved,
         })
     }
 
@@ -427,7 +449,7 @@ impl EventMetrics {
     }
 
     /// The upstream's label, or `overflow` once [`MAX_EVENT_UPSTREAMS`] are tracked.
-    fn upstream_label(&self, label: String) -> String {
+    pub fn upstream_label(&self, label: String) -> String {
         let mut seen = self.upstreams.lock().unwrap_or_else(|p| p.into_inner());
         if seen.contains(&label) || seen.len() < MAX_EVENT_UPSTREAMS {
             seen.insert(label.clone());

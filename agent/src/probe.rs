@@ -158,10 +158,11 @@ impl Probe {
 
     /// The TLS requests awaiting a response and the sockets of SSL objects (for the
     /// timeout sweep). Call once.
-    pub fn take_tls_maps(&mut self) -> anyhow::Result<(TlsFlows, TlsFds)> {
+    pub fn take_tls_maps(&mut self) -> anyhow::Result<(TlsFlows, TlsFds, TlsHellos)> {
         Ok((
             HashMap::try_from(take_map(&mut self.ebpf, "TLS_FLOWS")?)?,
             HashMap::try_from(take_map(&mut self.ebpf, "TLS_FDS")?)?,
+            HashMap::try_from(take_map(&mut self.ebpf, "TLS_HELLOS")?)?,
         ))
     }
 
@@ -187,6 +188,7 @@ impl Probe {
 pub type Flows = HashMap<MapData, FlowKey, PendingRequest>;
 pub type TlsFlows = HashMap<MapData, TlsKey, PendingRequest>;
 pub type TlsFds = HashMap<MapData, TlsKey, u32>;
+pub type TlsHellos = HashMap<MapData, FlowKey, u64>;
 
 /// Load the TLS programs and attach the socket-attribution tracepoints (libraries are
 /// attached later, one by one).

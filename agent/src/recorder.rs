@@ -3,6 +3,7 @@
 //! kernel's table of requests awaiting a response.
 
 use std::{
+    collections::HashMap,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -23,7 +24,7 @@ use tokio::{io::unix::AsyncFd, sync::watch, time::interval};
 use crate::{
     clock, events,
     metrics::Metrics,
-    probe::{Counters, Flows, TlsFds, TlsFlows},
+    probe::{Counters, Flows, TlsFds, TlsFlows, TlsHellos},
     routes::RouteTable,
     tls::SocketResolver,
     upstream,
@@ -35,7 +36,17 @@ pub struct TlsState {
     pub flows: TlsFlows,
     pub fds: TlsFds,
     pub resolver: SocketResolver,
+    /// ClientHellos seen on TC egress (kernel LRU map), compared with `attributed`.
+    pub hellos: TlsHellos,
+    /// Connections the uprobes were attributed to: flow -> when (monotonic ns).
+    pub attributed: HashMap<FlowKey, u64>,
 }
+
+/// How long after its ClientHello a TLS connection has to show up in a uprobe event
+/// before it counts as unobserved.
+pub const HELLO_GRACE: Duration = Duration::from_secs(5);
+/// Attributed connections are remembered this long (well past the grace period).
+const ATTRIBUTED_KEEP: Duration = Duration::from_secs(60);
 
 /// How often timeouts are decided, lost events checked and the journal flushed.
 const TICK: Duration = Duration::from_millis(200);
@@ -89,6 +100,7 @@ impl Recorder {
 
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
         let mut tick = interval(TICK);
+        let mut ticks = 0u64;
         loop {
             tokio::select! {
                 readable = self.events.readable_mut() => {
@@ -101,6 +113,10 @@ impl Recorder {
                     self.drain_events();
                     self.sweep_timeouts();
                     self.sweep_tls_timeouts();
+                    ticks += 1;
+                    if ticks.is_multiple_of(5) {
+                        self.check_hellos();
+                    }
                     self.mark_lost_events();
                     self.flush()?;
                 }
@@ -171,6 +187,9 @@ impl Recorder {
     fn attribute_tls(&mut self, ev: &mut Event) -> Option<bool> {
         let tls = self.tls.as_mut()?;
         let flow = tls.resolver.resolve(ev.tgid, ev.fd);
+        if let Some(flow) = flow {
+            tls.attributed.insert(flow, clock::monotonic_ns());
+        }
         if ev.outcome == OUTCOME_TLS_SOCKET {
             return None;
         }
@@ -192,6 +211,45 @@ impl Recorder {
             response,
         );
         Some(true)
+    }
+
+    /// ClientHellos older than the grace period: counted per upstream, and as
+    /// unobserved when no uprobe event was attributed to their connection.
+    fn check_hellos(&mut self) {
+        let Some(tls) = self.tls.as_mut() else {
+            return;
+        };
+        let now = clock::monotonic_ns();
+        let grace = HELLO_GRACE.as_nanos() as u64;
+        let due: Vec<FlowKey> = tls
+            .hellos
+            .iter()
+            .filter_map(Result::ok)
+            .filter(|(_, at)| now.saturating_sub(*at) > grace)
+            .map(|(flow, _)| flow)
+            .collect();
+        for flow in due {
+            if tls.hellos.remove(&flow).is_err() {
+                continue;
+            }
+            let label = self
+                .metrics
+                .per_event
+                .upstream_label(upstream::label(flow.upstream_addr, flow.upstream_port));
+            self.metrics
+                .tls_connections
+                .with_label_values(&[label.as_str()])
+                .inc();
+            if !tls.attributed.contains_key(&flow) {
+                self.metrics
+                    .tls_unobserved
+                    .with_label_values(&[label.as_str()])
+                    .inc();
+            }
+        }
+        let keep = ATTRIBUTED_KEEP.as_nanos() as u64;
+        tls.attributed
+            .retain(|_, seen| now.saturating_sub(*seen) <= keep);
     }
 
     /// TLS requests older than the timeout end as `timeout`, like plaintext ones.

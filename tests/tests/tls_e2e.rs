@@ -7,6 +7,11 @@
 //! the upstream says it sent, exactly, and every 429's `Retry-After` must land in the
 //! histogram.
 //!
+//! A client whose TLS the uprobes cannot see (`wget`, which Debian links with GnuTLS)
+//! must show up instead: its ClientHellos count in `ratewire_tls_connections_total` and
+//! `ratewire_tls_unobserved_connections_total`, while the two OpenSSL clients' do not
+//! count as unobserved.
+//!
 //! Everything runs inside a testbed namespace (upstream on its 127.0.0.1, agent on its
 //! `lo`); the uprobes themselves are machine-wide, so the upstream port is random and
 //! the assertions are per upstream.
@@ -26,6 +31,7 @@ use ratewire_tests::tmp::TempDir;
 
 const PYTHON_REQUESTS: u64 = 1_200;
 const CURL_REQUESTS: u64 = 1_000;
+const WGET_REQUESTS: u64 = 3;
 const PLAN: [u16; 6] = [200, 200, 429, 200, 500, 200];
 const SETTLE: Duration = Duration::from_secs(15);
 
@@ -177,9 +183,30 @@ fn https_statuses_counted_exactly_through_openssl_uprobes() -> Result<()> {
         "curl printed {curl_lines} codes"
     );
 
+    // Client 3: wget (GnuTLS): invisible to the uprobes, visible as unobserved TLS.
+    ensure!(
+        ratewire_tests::cmd::on_path("wget"),
+        "wget (GnuTLS) is needed as the uncovered TLS client: apt-get install wget"
+    );
+    for i in 0..WGET_REQUESTS {
+        let mut wget = Command::new("wget");
+        wget.args(["-q", "--no-check-certificate", "-O", "/dev/null"])
+            .arg(format!(
+                "https://{upstream}/v1/chat/completions?status=201&i={i}"
+            ));
+        let mut wget = bed.spawn_in_ns("wget", &wget)?;
+        let status = wget.wait(Duration::from_secs(60))?;
+        ensure!(status.success(), "wget: {status}\n{}", wget.output());
+    }
+
     server.signal(libc::SIGTERM)?;
     server.wait(Duration::from_secs(10))?;
-    let sent = json_counts(server.stdout().lines().nth(1).unwrap_or(""))?;
+    let mut sent = json_counts(server.stdout().lines().nth(1).unwrap_or(""))?;
+    // wget's 201s went through GnuTLS: not seen by the uprobes.
+    ensure!(
+        sent.remove(&201) == Some(WGET_REQUESTS),
+        "the upstream answered {sent:?}"
+    );
     ensure!(
         sent.values().sum::<u64>() == PYTHON_REQUESTS + CURL_REQUESTS,
         "the upstream answered {sent:?}"
@@ -187,7 +214,21 @@ fn https_statuses_counted_exactly_through_openssl_uprobes() -> Result<()> {
 
     let metrics = agent.wait_for(SETTLE, |m| {
         let counted = tls_counts(m, &upstream);
-        Ok((counted != sent).then(|| format!("agent {counted:?} != upstream {sent:?}")))
+        let labels = [("upstream", upstream.as_str())];
+        let hellos = m.value("ratewire_tls_connections_total", &labels)?;
+        let unobserved = m.value("ratewire_tls_unobserved_connections_total", &labels)?;
+        // One keep-alive connection each for requests and curl, one per wget run.
+        let want_hellos = 2.0 + WGET_REQUESTS as f64;
+        Ok(if counted != sent {
+            Some(format!("agent {counted:?} != upstream {sent:?}"))
+        } else if hellos != Some(want_hellos) || unobserved != Some(WGET_REQUESTS as f64) {
+            Some(format!(
+                "TLS connections {hellos:?} (want {want_hellos}), unobserved {unobserved:?} \
+                 (want {WGET_REQUESTS})"
+            ))
+        } else {
+            None
+        })
     })?;
     let n429 = sent.get(&429).copied().unwrap_or(0) as f64;
     ensure!(n429 > 0.0);

@@ -121,6 +121,26 @@ impl Agent {
         Metrics::parse(&text).context("parsing /metrics")
     }
 
+    /// Scrape until `check` is satisfied (returns `None`) or `timeout` passes (then
+    /// fail with the last mismatch `check` described); the satisfying scrape.
+    pub fn wait_for(
+        &self,
+        timeout: Duration,
+        mut check: impl FnMut(&Metrics) -> Result<Option<String>>,
+    ) -> Result<Metrics> {
+        let start = Instant::now();
+        loop {
+            let metrics = self.metrics()?;
+            let Some(mismatch) = check(&metrics)? else {
+                return Ok(metrics);
+            };
+            if start.elapsed() > timeout {
+                bail!("after {timeout:?}: {mismatch}\n{}", self.output());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     fn wait_attached(&mut self, ifaces: &[&str]) -> Result<()> {
         let start = Instant::now();
         loop {

@@ -107,6 +107,24 @@ impl Metrics {
         }
         Ok(out)
     }
+
+    /// [`Metrics::sum_by`] of a counter, as whole numbers (an error if a sum is not).
+    pub fn counts_by(
+        &self,
+        name: &str,
+        labels: &[(&str, &str)],
+        label: &str,
+    ) -> Result<BTreeMap<String, u64>> {
+        self.sum_by(name, labels, label)?
+            .into_iter()
+            .map(|(k, v)| {
+                if v < 0.0 || v.fract() != 0.0 {
+                    bail!("{name}{{{label}={k:?}}} sums to {v}, not a count");
+                }
+                Ok((k, v as u64))
+            })
+            .collect()
+    }
 }
 
 fn parse_line(line: &str) -> Result<Sample> {

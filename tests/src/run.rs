@@ -113,21 +113,54 @@ pub fn load(
     connections: usize,
     extra: &[&str],
 ) -> Result<Summary> {
-    let timeout_secs = 60;
+    spawn_load(testbed, target, requests, connections, extra, 60)?.finish()
+}
+
+/// A `ratewire-load` running in the background (killed on drop).
+pub struct LoadRun {
+    proc: Proc,
+    timeout: Duration,
+}
+
+/// Start `ratewire-load` without waiting for it: for tests that act on the agent while
+/// the load runs. `timeout_secs` is the client's `--timeout-secs`.
+pub fn spawn_load(
+    testbed: Option<&Testbed>,
+    target: SocketAddr,
+    requests: u64,
+    connections: usize,
+    extra: &[&str],
+    timeout_secs: u64,
+) -> Result<LoadRun> {
     let mut cmd = Command::new(bins::load()?);
     cmd.args(["--target", &target.to_string()])
         .args(["--requests", &requests.to_string()])
         .args(["--connections", &connections.to_string()])
         .args(["--timeout-secs", &timeout_secs.to_string()])
         .args(extra);
-    let mut proc = match testbed {
+    let proc = match testbed {
         Some(bed) => bed.spawn_in_ns("ratewire-load", &cmd)?,
         None => Proc::spawn("ratewire-load", cmd)?,
     };
-    let status = proc.wait(Duration::from_secs(timeout_secs + 10))?;
-    if !status.success() {
-        bail!("ratewire-load exited with {status}\n{}", proc.output());
+    Ok(LoadRun {
+        proc,
+        timeout: Duration::from_secs(timeout_secs + 10),
+    })
+}
+
+impl LoadRun {
+    /// Wait for the client to finish; its summary (an error unless every request was
+    /// attempted).
+    pub fn finish(mut self) -> Result<Summary> {
+        let status = self.proc.wait(self.timeout)?;
+        if !status.success() {
+            bail!("ratewire-load exited with {status}\n{}", self.proc.output());
+        }
+        serde_json::from_str(self.proc.stdout().trim()).with_context(|| {
+            format!(
+                "parsing the summary of ratewire-load\n{}",
+                self.proc.output()
+            )
+        })
     }
-    serde_json::from_str(proc.stdout().trim())
-        .with_context(|| format!("parsing the summary of ratewire-load\n{}", proc.output()))
 }

@@ -14,8 +14,16 @@
 //!    within ±14 h (time zones) and the difference between the first wire request and
 //!    the first reported request. The candidate under which most reported requests
 //!    (up to 500, evenly sampled) have a wire event within the skew window wins (ties:
-//!    the smallest shift). It is then refined by the median residual of those pairs
-//!    when that median lies within the window. The offset used is in the output.
+//!    the smallest shift). It is then refined by the median residual of those samples
+//!    to their nearest wire request start when that median lies within the window.
+//!    Nearest neighbours are biased towards 0 on a dense log (several samples take
+//!    the same nearby request), so for reports that say exactly when each request was
+//!    sent (start times: aiperf without an end, Envoy without a duration) the
+//!    refinement is redone from the one-to-one pairs of a first assignment (step 4),
+//!    and the requests are paired again when that moves the offset by ¼ ms or more.
+//!    Points and spans (JSON Lines times, Envoy `START_TIME` + `DURATION`) are not
+//!    re-centred: they only have to contain their exchange, and centring them on the
+//!    wire's starts would push half of them off it. The offset used is in the output.
 //! 3. **Skew window.** After the shift, a reported request pairs only with wire events
 //!    whose time lies within `max_skew` (default 2 s, `--max-skew`) of the reported
 //!    time, interval or second.
@@ -28,10 +36,31 @@
 //!    first, each request and each wire event at most once (a greedy minimum-cost
 //!    matching, over chunks of 8192 requests in time order to bound memory), so a
 //!    request whose own response is missing from the wire cannot take its
-//!    neighbour's. When time cannot tell two requests apart (same second, same
-//!    millisecond), the pairing that agrees is preferred, so a misreport or phantom is
-//!    only declared when no agreeing pairing exists: the discrepancies found are lower
-//!    bounds.
+//!    neighbour's. Requests left without a partner (all their 16 went to others) try
+//!    again, up to twice, among the events still free.
+//! 5. **Ties.** Time only tells requests apart down to the report's precision and
+//!    jitter: Locust's `start_time` is taken before gevent gets to write the request,
+//!    a few ms off, while 4 users' requests leave within 0.5 ms of each other. The
+//!    *tie window* W is the report's time precision (the largest power of ten of ns
+//!    that all its times are multiples of; second-resolution times already stand for
+//!    their second and do not count) plus twice the 90th percentile of the time
+//!    distances of the pairs of step 4 (how far its times lie from their responses),
+//!    at least 1 ms, at most the skew window. When W > 1 ms, step 4 is redone with the
+//!    time distances compared in whole multiples of W instead of ms, so among
+//!    candidates in the same multiple the status decides. Then a repair pass swaps the
+//!    responses of two disagreeing pairs when that makes more of them agree (or puts
+//!    two failures together), both stay within the skew window and neither pair's
+//!    time distance grows by more than W (an agreeing pair never gains from a swap).
+//!    So a misreport or phantom is only declared when no agreeing pairing within the
+//!    tie window exists: the discrepancies found are lower bounds. A report that
+//!    writes every 429 as 500 still pairs every 500 with a 429 (nothing agrees with a
+//!    500, two failures are preferred), and a misreport and a phantom that the
+//!    report's times do tell apart (further apart than W) both stay. The swaps and W
+//!    are in the output (with the offset). Limit: only swaps of two pairs are
+//!    searched; on far denser logs (2000 requests/s of one key, times 0-3 ms off, ~6
+//!    requests inside the jitter) rotations through longer chains of agreeing pairs
+//!    are missed: of 200 000 honest requests, 0.8 % then came out misreported and as
+//!    many phantom (15 % were discrepancies without step 4's retry and step 5).
 
 use std::collections::HashMap;
 
@@ -51,6 +80,16 @@ const REQUESTS_PER_CHUNK: usize = 8192;
 /// How long before its response a request may have started (header latency bound for
 /// searching by start time).
 const MAX_REQUEST_LATENCY_NS: u64 = 600 * NS_PER_SEC;
+/// Pairs needed before their median residual refines the clock offset.
+const MIN_PAIRS_TO_REFINE: usize = 8;
+/// A refinement from the pairs this large (or larger) pairs the requests again.
+const REMATCH_SHIFT_NS: u64 = NS_PER_MS / 4;
+/// Disagreeing pairs examined on either side (in time) of one for a swap.
+const MAX_SWAP_CANDIDATES: usize = 256;
+/// Further rounds of the assignment for requests left unpaired.
+const LEFTOVER_ROUNDS: usize = 2;
+/// Passes of the swap repair (each one only improves; usually one suffices).
+const MAX_REPAIR_PASSES: usize = 4;
 
 #[derive(Clone, Copy, Debug)]
 pub struct MatchOptions {
@@ -78,10 +117,16 @@ pub struct Matching {
     pub offset_basis: String,
 }
 
-/// Cost of pairing: lexicographic, see the module docs.
-type Cost = (u64, u64, u8, u64);
+/// Cost of pairing: lexicographic, see the module docs; the last field (the distance
+/// outside the reported time, ns) only decides whether the pairing is within the skew.
+type Cost = (u64, u64, u8, u64, u64);
+/// How good a swap is, best first: (−agreements gained, disagreement levels after,
+/// time distances after).
+type SwapRank = (i8, u8, u64);
 
-fn cost(anchor: TimeAnchor, request: &ReportedRequest, e: &WireEvent) -> Cost {
+/// `quantum`: time differences are compared in whole multiples of it (1 ms, or the tie
+/// window).
+fn cost(anchor: TimeAnchor, request: &ReportedRequest, e: &WireEvent, quantum: u64) -> Cost {
     let (ws, we) = (e.start_ns(), e.unix_ns);
     let (outside, start_gap) = match anchor {
         TimeAnchor::Start(t) => match e.request_ns {
@@ -117,21 +162,41 @@ fn cost(anchor: TimeAnchor, request: &ReportedRequest, e: &WireEvent) -> Cost {
             )
         }
     };
-    // 0: the statuses agree; 1: both say failure (a misreported code is likelier than
-    // a failure where the wire had a success); 2: otherwise.
-    let disagree = if classify_pair(e.outcome, request.outcome) == Verdict::Consistent {
+    (
+        outside / quantum,
+        start_gap / quantum,
+        disagreement(request, e),
+        outside + start_gap,
+        outside,
+    )
+}
+
+/// Whether a pairing lies within the skew window (outside the reported time by at most
+/// `max_skew`, in whole ms).
+fn within_skew(c: Cost, options: MatchOptions) -> bool {
+    c.4 / NS_PER_MS * NS_PER_MS <= options.max_skew_ns
+}
+
+/// 0: the statuses agree; 1: both say failure (a misreported code is likelier than a
+/// failure where the wire had a success); 2: otherwise.
+fn disagreement(request: &ReportedRequest, e: &WireEvent) -> u8 {
+    if classify_pair(e.outcome, request.outcome) == Verdict::Consistent {
         0
     } else if !e.outcome.is_success() && !request.outcome.is_success() {
         1
     } else {
         2
-    };
-    (
-        outside / NS_PER_MS,
-        start_gap / NS_PER_MS,
-        disagree,
-        outside + start_gap,
-    )
+    }
+}
+
+/// Whether a request may pair with an event at all: same connection or upstream when
+/// the report names one (step 1).
+fn compatible(request: &ReportedRequest, e: &WireEvent) -> bool {
+    match (&request.client, &request.upstream) {
+        (Some(c), _) => e.client.as_deref() == Some(c.as_str()),
+        (None, Some(u)) => e.upstream == *u,
+        (None, None) => true,
+    }
 }
 
 /// The instant a request's partner should lie nearest to, and whether that is the wire
@@ -211,8 +276,6 @@ pub fn match_requests(
     }
 
     let (offset, basis) = estimate_offset(events, scope, requests, &timed, options);
-    matching.offset_ns = offset;
-    matching.offset_basis = basis;
 
     // Candidate lists per key: all, per upstream, per client.
     let free_scope: Vec<usize> = scope
@@ -235,14 +298,104 @@ pub fn match_requests(
         .map(|(k, m)| (k, Candidates::new(events, m)))
         .collect();
     let all = Candidates::new(events, free_scope);
+    let mut order = timed;
+    order.sort_by_key(|&r| requests[r].time.map(TimeAnchor::instant));
+    let greedy = |offset: i64, quantum: u64| {
+        let mut paired = paired_event.clone();
+        let mut pairs = assign(
+            events,
+            requests,
+            &order,
+            &lists,
+            &all,
+            offset,
+            quantum,
+            options,
+            &mut paired,
+        );
+        // Requests all of whose cheapest candidates went to others try again among
+        // the events still free (on a very dense log a request's 16 cheapest can all
+        // be taken while its own response is free a little further out).
+        for _ in 0..LEFTOVER_ROUNDS {
+            let mut done = vec![false; requests.len()];
+            for p in &pairs {
+                done[p.request] = true;
+            }
+            let left: Vec<usize> = order.iter().copied().filter(|&r| !done[r]).collect();
+            if left.is_empty() {
+                break;
+            }
+            let more = assign(
+                events,
+                requests,
+                &left,
+                &lists,
+                &all,
+                offset,
+                quantum,
+                options,
+                &mut paired,
+            );
+            if more.is_empty() {
+                break;
+            }
+            pairs.extend(more);
+        }
+        pairs
+    };
 
+    // Step 2's refinement again, from the one-to-one pairs: nearest neighbours in a
+    // dense log are biased towards 0, a matching is not.
+    let mut pairs = greedy(offset, NS_PER_MS);
+    let (mut offset, mut basis) = (offset, basis);
+    if let Some(shift) = paired_residual(events, requests, &pairs, offset, options) {
+        if shift.unsigned_abs() >= REMATCH_SHIFT_NS {
+            offset += shift;
+            basis = format!(
+                "{basis}; {:+.3} ms from the median residual of the paired requests",
+                shift as f64 / 1e6
+            );
+            pairs = greedy(offset, NS_PER_MS);
+        }
+    }
+    // Step 5: times closer than the tie window count as equal, so the statuses decide.
+    let tie_ns = tie_window(requests, &order, &pairs, options);
+    if tie_ns > NS_PER_MS {
+        pairs = greedy(offset, tie_ns);
+    }
+    let swaps = repair(events, requests, &mut pairs, offset, tie_ns, options);
+    if tie_ns > NS_PER_MS || swaps > 0 {
+        basis = format!(
+            "{basis}; tie window {:.1} ms, {swaps} swaps of paired responses to agreeing statuses",
+            tie_ns as f64 / 1e6
+        );
+    }
+    matching.offset_ns = offset;
+    matching.offset_basis = basis;
+    matching.pairs.extend(pairs);
+    matching
+}
+
+/// Step 4's greedy assignment of the timed requests (`order`: in time order) under
+/// `offset`; marks the events it pairs in `paired_event`.
+#[allow(clippy::too_many_arguments)]
+fn assign(
+    events: &[WireEvent],
+    requests: &[ReportedRequest],
+    order: &[usize],
+    lists: &HashMap<(u8, &str), Candidates>,
+    all: &Candidates,
+    offset: i64,
+    quantum: u64,
+    options: MatchOptions,
+    paired_event: &mut [bool],
+) -> Vec<Pair> {
     // Candidate edges: each request's cheapest free events within the skew window;
     // then the cheapest edges first, so that a request whose partner is missing from
     // the wire cannot take its neighbour's. Requests go in time order, in chunks (the
     // edges of a chunk are all in memory at once; events taken by an earlier chunk
     // are no longer free).
-    let mut order = timed;
-    order.sort_by_key(|&r| requests[r].time.map(TimeAnchor::instant));
+    let mut pairs = Vec::new();
     let mut request_done = vec![false; requests.len()];
     let mut edges: Vec<(Cost, usize, usize)> = Vec::new();
     for chunk in order.chunks(REQUESTS_PER_CHUNK) {
@@ -260,7 +413,7 @@ pub fn match_requests(
                     Some(l) => l,
                     None => continue, // nothing on the wire for this upstream/connection
                 },
-                None => &all,
+                None => all,
             };
             let (lo, hi, by_start) = search_range(anchor, options.max_skew_ns);
             let (reference, by_start) = reference_point(anchor, request).unwrap_or((lo, by_start));
@@ -301,8 +454,8 @@ pub fn match_requests(
                     continue;
                 }
                 examined += 1;
-                let c = cost(anchor, request, &events[e]);
-                if c.0 * NS_PER_MS <= options.max_skew_ns {
+                let c = cost(anchor, request, &events[e], quantum);
+                if within_skew(c, options) {
                     mine.push((c, e));
                 }
             }
@@ -315,7 +468,7 @@ pub fn match_requests(
             if !request_done[r] && !paired_event[e] {
                 request_done[r] = true;
                 paired_event[e] = true;
-                matching.pairs.push(Pair {
+                pairs.push(Pair {
                     request: r,
                     event: e,
                     distance_ns: c.3,
@@ -323,7 +476,168 @@ pub fn match_requests(
             }
         }
     }
-    matching
+    pairs
+}
+
+/// The reported start of a request, when the report says exactly when it was sent.
+/// Not for a point or span that only has to contain the wire exchange (centring those
+/// on the wire's starts would push half of them off their own exchange), nor for
+/// second-resolution anchors.
+fn start_of(anchor: TimeAnchor) -> Option<u64> {
+    match anchor {
+        TimeAnchor::Start(t) => Some(t),
+        _ => None,
+    }
+}
+
+/// Median of wire start − reported start over the pairs, when there are enough of
+/// them and it lies within the skew window.
+fn paired_residual(
+    events: &[WireEvent],
+    requests: &[ReportedRequest],
+    pairs: &[Pair],
+    offset: i64,
+    options: MatchOptions,
+) -> Option<i64> {
+    let mut residuals: Vec<i64> = pairs
+        .iter()
+        .filter_map(|p| {
+            let t = start_of(requests[p.request].time?.shifted(offset))?;
+            let r = events[p.event].start_ns() as i64 - t as i64;
+            (r.unsigned_abs() <= options.max_skew_ns).then_some(r)
+        })
+        .collect();
+    if residuals.len() < MIN_PAIRS_TO_REFINE {
+        return None;
+    }
+    let mid = residuals.len() / 2;
+    Some(*residuals.select_nth_unstable(mid).1)
+}
+
+/// Step 5's tie window: how far apart in time two pairings may be and still count as
+/// equally likely. The report's time precision (the largest power of ten of ns, up to
+/// 1 s, that all its times are multiples of: 1 ms for Envoy's `%START_TIME%`; anchors
+/// that stand for a whole second already cover it and do not count) plus twice the 90th percentile of the time distances of the pairs
+/// (how far a reported time typically lies from its response: a few ms for a
+/// benchmark's own timestamps); at least 1 ms, at most the skew window.
+fn tie_window(
+    requests: &[ReportedRequest],
+    order: &[usize],
+    pairs: &[Pair],
+    options: MatchOptions,
+) -> u64 {
+    let mut precision = NS_PER_SEC;
+    let mut timed = false;
+    for &r in order {
+        let times = match requests[r].time {
+            // A second-resolution time already stands for its whole second.
+            None | Some(TimeAnchor::Second(_)) => continue,
+            Some(TimeAnchor::Span { start, end }) => [start, end],
+            Some(a) => [a.instant(), a.instant()],
+        };
+        timed = true;
+        while precision > 1 && times.iter().any(|t| t % precision != 0) {
+            precision /= 10;
+        }
+    }
+    if !timed {
+        precision = 0;
+    }
+    let mut distances: Vec<u64> = pairs.iter().map(|p| p.distance_ns).collect();
+    let spread = if distances.is_empty() {
+        0
+    } else {
+        let at = distances.len() * 9 / 10;
+        *distances.select_nth_unstable(at).1
+    };
+    (precision + 2 * spread).clamp(NS_PER_MS, options.max_skew_ns.max(NS_PER_MS))
+}
+
+/// Step 5: swaps the events of two pairs when that makes more of them agree (or
+/// brings both failures together), keeps both within the skew window, and lengthens
+/// neither by more than `tie_ns`. Returns the number of swaps.
+fn repair(
+    events: &[WireEvent],
+    requests: &[ReportedRequest],
+    pairs: &mut [Pair],
+    offset: i64,
+    tie_ns: u64,
+    options: MatchOptions,
+) -> usize {
+    let anchor = |r: usize| requests[r].time.expect("timed").shifted(offset);
+    // Only two disagreeing pairs can gain from a swap: with an agreeing pair, at best
+    // one agreement is traded for another.
+    let mut open: Vec<usize> = (0..pairs.len())
+        .filter(|&i| disagreement(&requests[pairs[i].request], &events[pairs[i].event]) > 0)
+        .collect();
+    open.sort_by_key(|&i| (events[pairs[i].event].start_ns(), i));
+    let reach = 2 * options.max_skew_ns + tie_ns;
+    let mut swaps = 0;
+    for _pass in 0..MAX_REPAIR_PASSES {
+        let before = swaps;
+        for a in 0..open.len() {
+            loop {
+                let i = open[a];
+                let (ri, ei) = (pairs[i].request, pairs[i].event);
+                let level_i = disagreement(&requests[ri], &events[ei]);
+                if level_i == 0 {
+                    break;
+                }
+                let at = events[ei].start_ns();
+                let mut best: Option<(SwapRank, usize, Cost, Cost)> = None;
+                let near = (a.saturating_sub(MAX_SWAP_CANDIDATES)
+                    ..(a + 1 + MAX_SWAP_CANDIDATES).min(open.len()))
+                    .filter(|&b| b != a);
+                for b in near {
+                    let j = open[b];
+                    let (rj, ej) = (pairs[j].request, pairs[j].event);
+                    if events[ej].start_ns().abs_diff(at) > reach {
+                        continue;
+                    }
+                    let level_j = disagreement(&requests[rj], &events[ej]);
+                    if level_j == 0 {
+                        continue;
+                    }
+                    if !compatible(&requests[ri], &events[ej])
+                        || !compatible(&requests[rj], &events[ei])
+                    {
+                        continue;
+                    }
+                    let (ci, cj) = (
+                        cost(anchor(ri), &requests[ri], &events[ej], NS_PER_MS),
+                        cost(anchor(rj), &requests[rj], &events[ei], NS_PER_MS),
+                    );
+                    let fits = |c: Cost, old: u64| within_skew(c, options) && c.3 <= old + tie_ns;
+                    if !fits(ci, pairs[i].distance_ns) || !fits(cj, pairs[j].distance_ns) {
+                        continue;
+                    }
+                    let agree = |l: u8| i8::from(l == 0);
+                    let gained = agree(ci.2) + agree(cj.2) - agree(level_i) - agree(level_j);
+                    let levels = (level_i + level_j, ci.2 + cj.2);
+                    if gained < 0 || (gained == 0 && levels.1 >= levels.0) {
+                        continue;
+                    }
+                    let rank = (-gained, levels.1, ci.3 + cj.3);
+                    if best.as_ref().is_none_or(|(k, ..)| rank < *k) {
+                        best = Some((rank, j, ci, cj));
+                    }
+                }
+                let Some((_, j, ci, cj)) = best else {
+                    break;
+                };
+                let (ej, ei) = (pairs[j].event, pairs[i].event);
+                pairs[i].event = ej;
+                pairs[i].distance_ns = ci.3;
+                pairs[j].event = ei;
+                pairs[j].distance_ns = cj.3;
+                swaps += 1;
+            }
+        }
+        if swaps == before {
+            break;
+        }
+    }
+    swaps
 }
 
 /// Line n of a connection ↔ the n-th response on it.
@@ -499,6 +813,77 @@ mod tests {
         let mut pairs: Vec<(usize, usize)> = m.pairs.iter().map(|p| (p.request, p.event)).collect();
         pairs.sort();
         assert_eq!(pairs, vec![(0, 1), (1, 2)]);
+    }
+
+    #[test]
+    fn keeps_a_misreport_and_a_phantom_that_time_tells_apart() {
+        // A 429 reported as 200 and, a second later, a 200 reported as 429: swapping
+        // them would make both agree, but the report's times (within 0.3 ms of their
+        // own responses) say which is which, so both discrepancies stay.
+        let events = vec![wire(BASE, 429), wire(BASE + 1000, 200)];
+        let requests = vec![
+            reported(TimeAnchor::Start(BASE * NS_PER_MS + 300_000), 200),
+            reported(TimeAnchor::Start((BASE + 1000) * NS_PER_MS + 300_000), 429),
+        ];
+        let opts = MatchOptions {
+            max_skew_ns: DEFAULT_MAX_SKEW_NS,
+            unix_clock: true,
+        };
+        let m = match_requests(&events, &[0, 1], &requests, opts);
+        let mut pairs: Vec<(usize, usize)> = m.pairs.iter().map(|p| (p.request, p.event)).collect();
+        pairs.sort();
+        assert_eq!(pairs, vec![(0, 0), (1, 1)], "{}", m.offset_basis);
+    }
+
+    #[test]
+    fn swaps_pairs_whose_times_cannot_tell_them_apart() {
+        // Four requests within 0.3 ms, the first a 429, logged 1.5 ms late give or
+        // take a ms: time first, a 200 logged early takes the 429 and the 429 logged
+        // late is left the last 200; swapping lengthens each pair by 0.3 ms.
+        let at = |us: u64| BASE * NS_PER_MS + us * 1000;
+        let mut events: Vec<WireEvent> = [429, 200, 200, 200]
+            .iter()
+            .enumerate()
+            .map(|(i, &s)| {
+                let mut e = wire(BASE, s);
+                e.record = i as u64;
+                e.request_ns = Some(at(100 * i as u64));
+                e
+            })
+            .collect();
+        // Plenty of well-separated pairs around them fix the offset and tie window.
+        for k in 1..=20u64 {
+            events.push(wire(BASE + k * 100, 200));
+            events.push(wire(BASE - k * 100, 200));
+        }
+        let mut requests = vec![
+            reported(TimeAnchor::Start(at(600)), 200),
+            reported(TimeAnchor::Start(at(2_000)), 200),
+            reported(TimeAnchor::Start(at(2_100)), 200),
+            reported(TimeAnchor::Start(at(3_750)), 429),
+        ];
+        for e in &events[4..] {
+            requests.push(reported(
+                TimeAnchor::Start(e.request_ns.unwrap() + 1_500_000),
+                200,
+            ));
+        }
+        let scope: Vec<usize> = (0..events.len()).collect();
+        let opts = MatchOptions {
+            max_skew_ns: DEFAULT_MAX_SKEW_NS,
+            unix_clock: true,
+        };
+        let m = match_requests(&events, &scope, &requests, opts);
+        assert_eq!(m.pairs.len(), events.len());
+        assert!(m.offset_basis.contains(", 1 swaps"), "{}", m.offset_basis);
+        for p in &m.pairs {
+            assert_eq!(
+                disagreement(&requests[p.request], &events[p.event]),
+                0,
+                "{}",
+                m.offset_basis
+            );
+        }
     }
 
     #[test]

@@ -96,7 +96,9 @@ fn split429_body_is_one_200_never_a_429() -> Result<()> {
         &[listen],
         &["--plan", "200,split429", "--split-pause-ms", "20"],
     )?;
-    let agent = Agent::start_with(&[bed.host_iface()], data.path(), &[])?;
+    // Wire only: the unpaired counter is global, and with the TLS uprobes on it would
+    // also count other processes' HTTPS traffic.
+    let agent = Agent::start_with(&[bed.host_iface()], data.path(), &["--tls", "off"])?;
 
     let requests = 200;
     let summary = run::load(None, listen, requests, 4, &[])?;

@@ -73,9 +73,10 @@ pub static TLS_FDS: LruHashMap<TlsKey, u32> = LruHashMap::with_max_entries(65_53
 
 /// TLS ClientHellos seen on TC egress, per connection (client -> upstream): when.
 /// Userspace compares them with the connections the uprobes attributed, so TLS that
-/// the uprobes cannot see (another TLS library) is visible as such.
+/// the uprobes cannot see (another TLS library) is visible as such. Not LRU: nothing
+/// is evicted silently; a full map is counted in `STATS[STAT_TLS_HELLO_MAP_FULL]`.
 #[map]
-pub static TLS_HELLOS: LruHashMap<FlowKey, u64> = LruHashMap::with_max_entries(65_536, 0);
+pub static TLS_HELLOS: HashMap<FlowKey, u64> = HashMap::with_max_entries(65_536, 0);
 
 /// Threads inside an SSL_read/SSL_write call: pid_tgid -> `SSL *`.
 #[map]

@@ -11,7 +11,10 @@ use aya_ebpf::{
 use aya_log_ebpf::warn;
 use ratewire_ebpf::{
     http::{self, HEAD_SCAN_LEN, REQUEST_START_LEN},
-    types::{FlowKey, CLIENT_RETRY_LINE, ROUTE_PATH_LEN, STAT_FLOW_MAP_FULL, STAT_PIPELINED},
+    types::{
+        FlowKey, CLIENT_RETRY_LINE, ROUTE_PATH_LEN, STAT_FLOW_MAP_FULL, STAT_PIPELINED,
+        STAT_TLS_HELLO_MAP_FULL,
+    },
 };
 
 use crate::{
@@ -40,7 +43,9 @@ fn note_client_hello(seg: &TcpSegment) {
     };
     // SAFETY: helper without preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
-    let _ = TLS_HELLOS.insert(&flow, &now, 0);
+    if TLS_HELLOS.insert(&flow, &now, 0).is_err() {
+        count_stat(STAT_TLS_HELLO_MAP_FULL);
+    }
 }
 
 #[inline(always)]

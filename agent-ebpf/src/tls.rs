@@ -151,6 +151,20 @@ fn read_head(buf: u64, len: usize) -> Option<*mut crate::maps::HeadBuf> {
     (read == 0).then_some(scratch)
 }
 
+/// `SSL_free(ssl)`: the connection is over. A request still awaiting its response ends
+/// as `closed`, and the SSL object's socket is forgotten, so an `SSL *` address reused
+/// by a later connection starts clean.
+#[uprobe]
+pub fn ratewire_ssl_free(ctx: ProbeContext) -> u32 {
+    let Some(ssl) = ctx.arg::<u64>(0) else {
+        return 0;
+    };
+    let key = tls_key(ssl);
+    finish(&key, 0, OUTCOME_CLOSED, None);
+    let _ = TLS_FDS.remove(&key);
+    0
+}
+
 /// `SSL_read(ssl, buf, num)` entry: remember where the plaintext will land.
 #[uprobe]
 pub fn ratewire_ssl_read(ctx: ProbeContext) -> u32 {

@@ -149,7 +149,9 @@ pub const STAT_TLS_FLOW_MAP_FULL: u32 = 5;
 pub const STAT_TLS_UNPAIRED: u32 = 6;
 /// A TLS request was written while the previous one on its SSL object still awaited.
 pub const STAT_TLS_PIPELINED: u32 = 7;
-pub const STAT_SLOTS: u32 = 8;
+/// A TLS ClientHello could not be noted: the `TLS_HELLOS` map was full.
+pub const STAT_TLS_HELLO_MAP_FULL: u32 = 8;
+pub const STAT_SLOTS: u32 = 16;
 
 /// Store an IPv4 address (network byte order octets) as IPv4-mapped IPv6.
 #[inline(always)]

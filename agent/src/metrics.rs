@@ -27,8 +27,8 @@ use prometheus::{
 use ratewire_ebpf::http::HeadFacts;
 use ratewire_ebpf::types::{
     Event, OUTCOME_CLOSED, OUTCOME_RESET, OUTCOME_RESPONSE, STAT_EVENTS_LOST, STAT_FLOW_MAP_FULL,
-    STAT_PIPELINED, STAT_RESPONSE_MAP_FULL, STAT_TLS_FLOW_MAP_FULL, STAT_TLS_PIPELINED,
-    STAT_TLS_UNPAIRED, STAT_UNPAIRED,
+    STAT_PIPELINED, STAT_RESPONSE_MAP_FULL, STAT_TLS_FLOW_MAP_FULL, STAT_TLS_HELLO_MAP_FULL,
+    STAT_TLS_PIPELINED, STAT_TLS_UNPAIRED, STAT_UNPAIRED,
 };
 
 use crate::{
@@ -332,6 +332,9 @@ impl Collector for ProbeCollector {
         f.overflow
             .with_label_values(&["tls_flows"])
             .inc_by(stat(STAT_TLS_FLOW_MAP_FULL));
+        f.overflow
+            .with_label_values(&["tls_hellos"])
+            .inc_by(stat(STAT_TLS_HELLO_MAP_FULL));
         f.events_lost.inc_by(stat(STAT_EVENTS_LOST));
         f.unpaired
             .inc_by(stat(STAT_UNPAIRED) + stat(STAT_TLS_UNPAIRED));

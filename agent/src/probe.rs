@@ -144,7 +144,7 @@ impl Probe {
                 Ok(())
             };
             let error = attach(entry)
-                .and_then(|()| attach(ret))
+                .and_then(|()| ret.map_or(Ok(()), &mut attach))
                 .err()
                 .map(|e| format!("{e:#}"));
             results.push(TlsAttachment {
@@ -195,7 +195,8 @@ pub type TlsHellos = HashMap<MapData, FlowKey, u64>;
 fn load_tls(ebpf: &mut Ebpf) -> anyhow::Result<()> {
     let mut names: Vec<&str> = tls::FUNCTIONS
         .iter()
-        .flat_map(|(_, entry, ret)| [*entry, *ret])
+        .flat_map(|(_, entry, ret)| [Some(*entry), *ret])
+        .flatten()
         .collect();
     names.sort_unstable();
     names.dedup();

@@ -16,19 +16,28 @@ use ratewire_ebpf::types::{ipv4_mapped, FlowKey, NO_FD};
 pub const SYSTEM_LIBSSL: &str = "/lib/x86_64-linux-gnu/libssl.so.3";
 
 /// The functions probed in each library: (symbol, entry program, return program).
-pub const FUNCTIONS: [(&str, &str, &str); 4] = [
-    ("SSL_write", "ratewire_ssl_write", "ratewire_ssl_write_ret"),
+pub const FUNCTIONS: [(&str, &str, Option<&str>); 5] = [
+    (
+        "SSL_write",
+        "ratewire_ssl_write",
+        Some("ratewire_ssl_write_ret"),
+    ),
     (
         "SSL_write_ex",
         "ratewire_ssl_write",
-        "ratewire_ssl_write_ret",
+        Some("ratewire_ssl_write_ret"),
     ),
-    ("SSL_read", "ratewire_ssl_read", "ratewire_ssl_read_ret"),
+    (
+        "SSL_read",
+        "ratewire_ssl_read",
+        Some("ratewire_ssl_read_ret"),
+    ),
     (
         "SSL_read_ex",
         "ratewire_ssl_read_ex",
-        "ratewire_ssl_read_ret",
+        Some("ratewire_ssl_read_ret"),
     ),
+    ("SSL_free", "ratewire_ssl_free", None),
 ];
 
 /// Is this file name an OpenSSL libssl shared object (`libssl.so.3`, `libssl.so.1.1`)?

@@ -30,6 +30,7 @@ use ratewire_tests::prom::Metrics;
 use ratewire_tests::tmp::TempDir;
 
 const PYTHON_REQUESTS: u64 = 1_200;
+const FRESH_REQUESTS: u64 = 200;
 const CURL_REQUESTS: u64 = 1_000;
 const WGET_REQUESTS: u64 = 3;
 const PLAN: [u16; 6] = [200, 200, 429, 200, 500, 200];
@@ -126,7 +127,7 @@ fn https_statuses_counted_exactly_through_openssl_uprobes() -> Result<()> {
             .select("ratewire_tls_probe_attached", &[])
             .filter(|s| s.value == 1.0)
             .count();
-        Ok((attached < 4).then(|| format!("{attached} libssl functions attached")))
+        Ok((attached < 5).then(|| format!("{attached} libssl functions attached")))
     })?;
 
     let mut server_cmd = Command::new("python3");
@@ -138,26 +139,27 @@ fn https_statuses_counted_exactly_through_openssl_uprobes() -> Result<()> {
     let mut server = bed.spawn_in_ns("https-upstream", &server_cmd)?;
     server.wait_for_lines("ready", 1, Duration::from_secs(20))?;
 
-    // Client 1: Python requests, one keep-alive session.
+    // Client 1: Python requests, one keep-alive session; then requests on a new
+    // connection each (short-lived connections, SSL objects freed and reused).
     let plan = PLAN.map(|s| s.to_string()).join(",");
-    let mut py_cmd = Command::new(&python);
-    py_cmd
-        .arg(here().join("requests_client.py"))
-        .arg(format!("https://{upstream}"))
-        .arg(PYTHON_REQUESTS.to_string())
-        .arg(&plan);
-    let mut py = bed.spawn_in_ns("requests-client", &py_cmd)?;
-    let status = py.wait(Duration::from_secs(300))?;
-    ensure!(
-        status.success(),
-        "requests client: {status}\n{}",
-        py.output()
-    );
-    let py_seen = json_counts(py.stdout().lines().next().unwrap_or(""))?;
-    ensure!(
-        py_seen.values().sum::<u64>() == PYTHON_REQUESTS,
-        "{py_seen:?}"
-    );
+    for (mode, n) in [("session", PYTHON_REQUESTS), ("fresh", FRESH_REQUESTS)] {
+        let mut py_cmd = Command::new(&python);
+        py_cmd
+            .arg(here().join("requests_client.py"))
+            .arg(format!("https://{upstream}"))
+            .arg(n.to_string())
+            .arg(&plan)
+            .arg(mode);
+        let mut py = bed.spawn_in_ns("requests-client", &py_cmd)?;
+        let status = py.wait(Duration::from_secs(300))?;
+        ensure!(
+            status.success(),
+            "requests client ({mode}): {status}\n{}",
+            py.output()
+        );
+        let py_seen = json_counts(py.stdout().lines().next().unwrap_or(""))?;
+        ensure!(py_seen.values().sum::<u64>() == n, "{mode}: {py_seen:?}");
+    }
 
     // Client 2: curl, all URLs in one invocation (one keep-alive connection).
     let mut config = String::new();
@@ -208,7 +210,7 @@ fn https_statuses_counted_exactly_through_openssl_uprobes() -> Result<()> {
         "the upstream answered {sent:?}"
     );
     ensure!(
-        sent.values().sum::<u64>() == PYTHON_REQUESTS + CURL_REQUESTS,
+        sent.values().sum::<u64>() == PYTHON_REQUESTS + FRESH_REQUESTS + CURL_REQUESTS,
         "the upstream answered {sent:?}"
     );
 
@@ -217,8 +219,9 @@ fn https_statuses_counted_exactly_through_openssl_uprobes() -> Result<()> {
         let labels = [("upstream", upstream.as_str())];
         let hellos = m.value("ratewire_tls_connections_total", &labels)?;
         let unobserved = m.value("ratewire_tls_unobserved_connections_total", &labels)?;
-        // One keep-alive connection each for requests and curl, one per wget run.
-        let want_hellos = 2.0 + WGET_REQUESTS as f64;
+        // One keep-alive connection each for the session and curl, one per fresh
+        // request and per wget run.
+        let want_hellos = (2 + FRESH_REQUESTS + WGET_REQUESTS) as f64;
         Ok(if counted != sent {
             Some(format!("agent {counted:?} != upstream {sent:?}"))
         } else if hellos != Some(want_hellos) || unobserved != Some(WGET_REQUESTS as f64) {
@@ -260,7 +263,7 @@ fn https_statuses_counted_exactly_through_openssl_uprobes() -> Result<()> {
         .map(|s| s.value)
         .sum();
     ensure!(
-        routed as u64 == PYTHON_REQUESTS + CURL_REQUESTS,
+        routed as u64 == PYTHON_REQUESTS + FRESH_REQUESTS + CURL_REQUESTS,
         "route label: {routed}"
     );
     if let Some(n) = metrics.value("ratewire_tls_unattributed_total", &[])? {

@@ -156,6 +156,22 @@ impl Probe {
         results
     }
 
+    /// Per loaded program: (name, runs, total run time in ns). Counted by the kernel
+    /// only while BPF run-time stats are enabled (`aya::sys::enable_stats`).
+    pub fn program_stats(&self) -> Vec<(String, u64, u64)> {
+        self.ebpf
+            .programs()
+            .filter_map(|(name, prog)| {
+                let info = prog.info().ok()?;
+                Some((
+                    name.to_owned(),
+                    info.run_count(),
+                    info.run_time().as_nanos() as u64,
+                ))
+            })
+            .collect()
+    }
+
     /// The TLS requests awaiting a response and the sockets of SSL objects (for the
     /// timeout sweep). Call once.
     pub fn take_tls_maps(&mut self) -> anyhow::Result<(TlsFlows, TlsFds, TlsHellos)> {

@@ -273,3 +273,70 @@ fn https_statuses_counted_exactly_through_openssl_uprobes() -> Result<()> {
     }
     agent.stop()
 }
+
+/// `--tls auto` finds a libssl that only a running process maps (a private copy loaded
+/// through `LD_LIBRARY_PATH`, so another inode than the system's) on its periodic
+/// rescan, attaches to it, and counts that process's HTTPS.
+#[test]
+fn private_libssl_copy_found_by_rescan() -> Result<()> {
+    const REQUESTS: u64 = 50;
+    let _lock = lock::exclusive("agent")?;
+    let tmp = TempDir::new("tls-copy")?;
+    let (cert, key) = self_signed(tmp.path())?;
+    let lib_dir = tmp.join("lib");
+    std::fs::create_dir_all(&lib_dir)?;
+    let copy = lib_dir.join("libssl.so.3");
+    std::fs::copy("/lib/x86_64-linux-gnu/libssl.so.3", &copy)
+        .context("copying the system libssl (Debian: libssl3)")?;
+    let bed = Testbed::new()?;
+    let port = random_port() + 1;
+    let upstream = format!("127.0.0.1:{port}");
+    let agent = Agent::start_in(&bed, &["lo"])?;
+
+    let mut server_cmd = Command::new("python3");
+    server_cmd
+        .arg(here().join("https_upstream.py"))
+        .args(["127.0.0.1", &port.to_string()])
+        .arg(&cert)
+        .arg(&key);
+    let mut server = bed.spawn_in_ns("https-upstream", &server_cmd)?;
+    server.wait_for_lines("ready", 1, Duration::from_secs(20))?;
+
+    // The client maps the copy at start and waits for the rescan before its requests.
+    let script = format!(
+        "import http.client, ssl, time\n\
+         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)\n\
+         ctx.check_hostname = False\n\
+         ctx.verify_mode = ssl.CERT_NONE\n\
+         print('started', flush=True)\n\
+         time.sleep(8)\n\
+         c = http.client.HTTPSConnection('127.0.0.1', {port}, context=ctx)\n\
+         for i in range({REQUESTS}):\n    \
+             c.request('GET', '/v1/embeddings?status=503')\n    \
+             c.getresponse().read()\n\
+         time.sleep(1)\n"
+    );
+    let mut client_cmd = Command::new("python3");
+    client_cmd
+        .args(["-c", &script])
+        .env("LD_LIBRARY_PATH", &lib_dir);
+    let mut client = bed.spawn_in_ns("private-libssl-client", &client_cmd)?;
+    let status = client.wait(Duration::from_secs(60))?;
+    ensure!(status.success(), "client: {status}\n{}", client.output());
+
+    let lib = copy.display().to_string();
+    let metrics = agent.wait_for(SETTLE, |m| {
+        let counted = tls_counts(m, &upstream);
+        Ok((counted.get(&503) != Some(&REQUESTS)).then(|| format!("counted {counted:?}")))
+    })?;
+    let attached = metrics
+        .select("ratewire_tls_probe_attached", &[("lib", lib.as_str())])
+        .filter(|s| s.value == 1.0)
+        .count();
+    ensure!(
+        attached == 5,
+        "{attached} functions attached to {lib}\n{}",
+        agent.output()
+    );
+    agent.stop()
+}

@@ -19,6 +19,7 @@ use aya_ebpf::{
     },
     macros::{raw_tracepoint, uprobe, uretprobe},
     programs::{ProbeContext, RawTracePointContext, RetProbeContext},
+    EbpfContext as _,
 };
 use ratewire_ebpf::{
     http::{self, HEADER_LINE_WINDOW, HEAD_SCAN_LEN, REQUEST_START_LEN, STATUS_LINE_LEN},
@@ -377,5 +378,3 @@ pub fn ratewire_tls_socket(ctx: RawTracePointContext) -> i32 {
     entry.submit(0);
     0
 }
-
-use aya_ebpf::EbpfContext as _;

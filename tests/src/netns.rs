@@ -27,6 +27,9 @@ pub struct Testbed {
     index: u8,
     /// Set once the veth pair exists, so a half-built testbed is cleaned up too.
     host_iface: Option<String>,
+    /// Pids started by `spawn_in_ns`: killed on drop even if `ip netns exec` had not
+    /// yet entered the namespace (then `ip netns pids` would not list them).
+    spawned: std::sync::Mutex<Vec<u32>>,
 }
 
 impl Testbed {
@@ -48,6 +51,7 @@ impl Testbed {
             ns,
             index: 0,
             host_iface: None,
+            spawned: Default::default(),
         };
         bed.create_veth()?;
         bed.configure()?;
@@ -104,7 +108,12 @@ impl Testbed {
         if let Some(dir) = cmd.get_current_dir() {
             wrapped.current_dir(dir);
         }
-        Proc::spawn(name, wrapped)
+        let proc = Proc::spawn(name, wrapped)?;
+        self.spawned
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(proc.pid());
+        Ok(proc)
     }
 
     /// Create the pair with its peer end directly inside the namespace, taking the
@@ -153,6 +162,10 @@ impl Testbed {
 
 impl Drop for Testbed {
     fn drop(&mut self) {
+        let spawned = std::mem::take(&mut *self.spawned.lock().unwrap_or_else(|p| p.into_inner()));
+        for pid in spawned {
+            kill_if_our_child(pid);
+        }
         // Drop cannot fail; say what could not be removed so the next reap is explained.
         if let Err(e) = remove(&self.ns, self.host_iface.as_deref()) {
             eprintln!("warning: testbed {} not fully removed: {e:#}", self.ns);
@@ -174,15 +187,45 @@ fn remove(ns: &str, host_iface: Option<&str>) -> Result<()> {
     Ok(())
 }
 
-fn kill_all_in(ns: &str) -> Result<()> {
-    for pid in ip(&["netns", "pids", ns])?.split_whitespace() {
-        let pid: libc::pid_t = pid
-            .parse()
-            .with_context(|| format!("pid {pid:?} in {ns}"))?;
-        // SAFETY: plain kill(2); a pid that is already gone just fails with ESRCH.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
+/// SIGKILL `pid` if it is still a child of this process (not reaped and reused).
+fn kill_if_our_child(pid: u32) {
+    let ours = std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        // Fields after "(comm) ": state, ppid, ...
+        stat.rsplit(") ")
+            .next()
+            .and_then(|rest| rest.split_whitespace().nth(1))
+            .is_some_and(|ppid| ppid == std::process::id().to_string())
+    });
+    if ours {
+        // SAFETY: plain kill(2) of our own child.
+        unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
     }
-    Ok(())
+}
+
+/// SIGKILL everything in `ns` and wait (bounded) until it is gone: delivery is
+/// asynchronous, and on a loaded machine a killed process can take a moment to exit.
+fn kill_all_in(ns: &str) -> Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let pids = ip(&["netns", "pids", ns])?;
+        if pids.trim().is_empty() {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            anyhow::bail!(
+                "processes {} in {ns} survived SIGKILL for 10 s",
+                pids.trim()
+            );
+        }
+        for pid in pids.split_whitespace() {
+            let pid: libc::pid_t = pid
+                .parse()
+                .with_context(|| format!("pid {pid:?} in {ns}"))?;
+            // SAFETY: plain kill(2); a pid that is already gone just fails with ESRCH.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 /// Delete testbeds whose owning process is gone: `rwt-` namespaces of dead pids

@@ -443,7 +443,9 @@ fn locust_runs_audited_against_the_agent_journal() -> Result<()> {
     let mock_b = MockServer::start(Some(&bed), &[target_b], PLAN)?;
     let data_dir = tmp.path().join("journal");
     std::fs::create_dir_all(&data_dir)?;
-    let agent = Agent::start_with(&[bed.host_iface()], &data_dir, &[])?;
+    // Wire only: the TLS uprobes would also journal every other process's HTTPS
+    // (pip, other tests), which must not enter the whole-journal identities below.
+    let agent = Agent::start_with(&[bed.host_iface()], &data_dir, &["--tls", "off"])?;
 
     // Locust on the host: requests leave through the veth (TC egress), the mock's
     // responses come back into it (XDP ingress). Both runs at once.

@@ -340,3 +340,94 @@ fn private_libssl_copy_found_by_rescan() -> Result<()> {
     );
     agent.stop()
 }
+
+/// Requests that get no response over TLS end exactly once, as on the wire: a client
+/// that gives up and closes its connection (`SSL_free`) ends its request as `closed`;
+/// one that keeps waiting past `--response-timeout` ends it as `timeout`.
+#[test]
+fn tls_requests_without_response_end_closed_or_timeout() -> Result<()> {
+    let _lock = lock::exclusive("agent")?;
+    let tmp = TempDir::new("tls-noresp")?;
+    let (cert, key) = self_signed(tmp.path())?;
+    let bed = Testbed::new()?;
+    let port = random_port() + 2;
+    let upstream = format!("127.0.0.1:{port}");
+    // The TLS outcomes come from the uprobes; the agent's interface is the testbed's
+    // own veth so that no other agent's XDP is in the way.
+    let agent = Agent::start_with(
+        &[bed.host_iface()],
+        tmp.path(),
+        &["--response-timeout", "2"],
+    )?;
+
+    let mut server_cmd = Command::new("python3");
+    server_cmd
+        .arg(here().join("https_upstream.py"))
+        .args(["127.0.0.1", &port.to_string()])
+        .arg(&cert)
+        .arg(&key);
+    let mut server = bed.spawn_in_ns("https-upstream", &server_cmd)?;
+    server.wait_for_lines("ready", 1, Duration::from_secs(20))?;
+
+    // One answered request first on each connection, then one that never is: give up
+    // after 0.5 s and close (closed), or wait 5 s with the connection open (timeout).
+    let script = format!(
+        "import http.client, ssl, sys, time\n\
+         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)\n\
+         ctx.check_hostname = False\n\
+         ctx.verify_mode = ssl.CERT_NONE\n\
+         wait = float(sys.argv[1])\n\
+         c = http.client.HTTPSConnection('127.0.0.1', {port}, context=ctx, timeout=wait)\n\
+         c.request('GET', '/v1/messages?status=200')\n\
+         c.getresponse().read()\n\
+         c.request('POST', '/v1/messages?status=hang', body=b'{{}}')\n\
+         try:\n    c.getresponse()\n\
+         except Exception:\n    pass\n\
+         c.close()\n\
+         time.sleep(1)\n"
+    );
+    for wait in ["0.5", "5"] {
+        let mut cmd = Command::new("python3");
+        cmd.args(["-c", &script, wait]);
+        let mut client = bed.spawn_in_ns("client", &cmd)?;
+        let status = client.wait(Duration::from_secs(30))?;
+        ensure!(status.success(), "client: {status}\n{}", client.output());
+    }
+
+    let labels = |reason: &'static str| {
+        [
+            ("upstream", upstream.clone()),
+            ("route", "/v1/messages".to_owned()),
+            ("reason", reason.to_owned()),
+        ]
+    };
+    agent.wait_for(SETTLE, |m| {
+        let get = |reason| -> Result<Option<f64>> {
+            let l = labels(reason);
+            let l: Vec<(&str, &str)> = l.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            m.value("ratewire_http_no_response_total", &l)
+        };
+        let (closed, timeout) = (get("closed")?, get("timeout")?);
+        let ok = tls_counts(m, &upstream).get(&200) == Some(&2);
+        Ok(
+            (!(ok && closed == Some(1.0) && timeout == Some(1.0))).then(|| {
+                format!(
+                    "200s {:?}, closed {closed:?}, timeout {timeout:?}",
+                    tls_counts(m, &upstream)
+                )
+            }),
+        )
+    })?;
+    // Each ended exactly once: a few more sweeps change nothing.
+    std::thread::sleep(Duration::from_secs(3));
+    let m = agent.metrics()?;
+    let total: f64 = m
+        .select(
+            "ratewire_http_no_response_total",
+            &[("upstream", upstream.as_str())],
+        )
+        .map(|s| s.value)
+        .sum();
+    ensure!(total == 2.0, "no-response outcomes for {upstream}: {total}");
+    agent.stop()
+}

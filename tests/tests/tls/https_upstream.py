@@ -1,6 +1,7 @@
 """A scripted HTTPS upstream for ratewire's TLS tests (Python http.server + ssl, so it
 uses the system's OpenSSL too). The status of each request is in its query
-(`?status=429`); 429s carry `Retry-After: 7`. On SIGTERM it prints the statuses it
+(`?status=429`); 429s carry `Retry-After: 7`; `?status=hang` is never answered (the
+connection is held for 10 s, then closed) and not counted. On SIGTERM it prints the statuses it
 sent as one JSON line and exits."""
 import http.server
 import json
@@ -9,6 +10,7 @@ import signal
 import ssl
 import sys
 import threading
+import time
 
 counts = {}
 lock = threading.Lock()
@@ -30,6 +32,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.answer()
 
     def answer(self):
+        if "?status=hang" in self.path:
+            time.sleep(10)
+            self.close_connection = True
+            return
         status = 200
         if "?status=" in self.path:
             status = int(self.path.split("?status=", 1)[1][:3])

@@ -78,13 +78,15 @@ pub static TLS_FDS: LruHashMap<TlsKey, u32> = LruHashMap::with_max_entries(65_53
 #[map]
 pub static TLS_HELLOS: HashMap<FlowKey, u64> = HashMap::with_max_entries(65_536, 0);
 
-/// Threads inside an SSL_read/SSL_write call: pid_tgid -> `SSL *`.
+/// Threads inside an SSL_read/SSL_write call: pid_tgid -> `SSL *`. LRU: an entry whose
+/// return probe never ran (the thread died inside the call) must not fill the map.
 #[map]
-pub static TLS_INSIDE: HashMap<u64, u64> = HashMap::with_max_entries(16_384, 0);
+pub static TLS_INSIDE: LruHashMap<u64, u64> = LruHashMap::with_max_entries(16_384, 0);
 
-/// SSL_read(_ex) calls in progress: pid_tgid -> where the plaintext will land.
+/// SSL_read(_ex) calls in progress: pid_tgid -> where the plaintext will land (LRU,
+/// for the same reason).
 #[map]
-pub static TLS_READS: HashMap<u64, TlsRead> = HashMap::with_max_entries(16_384, 0);
+pub static TLS_READS: LruHashMap<u64, TlsRead> = LruHashMap::with_max_entries(16_384, 0);
 
 /// The arguments of an SSL_read(_ex) call, kept for its return.
 #[repr(C)]

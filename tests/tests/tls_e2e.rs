@@ -429,5 +429,33 @@ fn tls_requests_without_response_end_closed_or_timeout() -> Result<()> {
         .map(|s| s.value)
         .sum();
     ensure!(total == 2.0, "no-response outcomes for {upstream}: {total}");
-    agent.stop()
+    agent.stop()?;
+
+    // The journal says the same, as TLS records with both ends of the connection.
+    let records = ratewire_tests::journal::read_dir(tmp.path())?;
+    let outcomes = ratewire_tests::journal::outcomes_of(&records, &upstream);
+    let want: BTreeMap<String, u64> = [("200", 2), ("closed", 1), ("timeout", 1)]
+        .into_iter()
+        .map(|(k, n)| (k.to_owned(), n))
+        .collect();
+    ensure!(
+        outcomes == want,
+        "journal outcomes for {upstream}: {outcomes:?}"
+    );
+    for r in records
+        .iter()
+        .filter(|r| r.upstream.as_deref() == Some(upstream.as_str()))
+    {
+        ensure!(
+            r.tls && r.source == "uprobe" && r.route.as_deref() == Some("/v1/messages"),
+            "journal record {r:?}"
+        );
+        ensure!(
+            r.client
+                .as_deref()
+                .is_some_and(|c| c.starts_with("127.0.0.1:")),
+            "journal record without the client end: {r:?}"
+        );
+    }
+    Ok(())
 }

@@ -7,7 +7,8 @@ use anyhow::Context as _;
 use crate::sh;
 
 /// Debian packages: LLVM 22 to build bpf-linker; the tools the tests and benches use
-/// as independent parts (tshark, tcpdump, prometheus/promtool, bpftool, iproute2, wrk).
+/// as independent parts (tshark, tcpdump, prometheus/promtool, bpftool, iproute2, wrk,
+/// curl and wget (an OpenSSL and a GnuTLS client), openssl for test certificates).
 const DEBIAN_PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libpolly-22-dev",
@@ -19,6 +20,8 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "prometheus",
     "wrk",
     "curl",
+    "wget",
+    "openssl",
 ];
 
 const LLVM_BIN: &str = "/usr/lib/llvm-22/bin";

@@ -24,11 +24,66 @@ pub fn run(filter: Option<&str>) -> anyhow::Result<()> {
     if let Some(filter) = filter {
         test.arg("--").arg(filter);
     }
-    sh::run_with(&mut test)?;
-    if filter.is_none() {
-        fuzz()?;
+    let (tally, result) = run_counting(&mut test);
+    let result = result.and_then(|()| match filter {
+        None => fuzz(),
+        Some(_) => Ok(()),
+    });
+    // One plain closing line for CI, summed over every test binary (`cargo test`
+    // prints one `test result:` line per binary, the last of which is often a doc-test
+    // binary with 0 tests).
+    println!("tests: {} passed, {} failed", tally.passed, tally.failed);
+    result
+}
+
+#[derive(Default)]
+struct Tally {
+    passed: u64,
+    failed: u64,
+}
+
+/// Run `cargo test`, echoing its stdout while summing its `test result:` lines.
+fn run_counting(cmd: &mut Command) -> (Tally, anyhow::Result<()>) {
+    use std::io::{BufRead as _, BufReader};
+
+    let mut tally = Tally::default();
+    eprintln!("xtask: $ cargo test ...");
+    let child = cmd
+        .current_dir(root())
+        .stdout(std::process::Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(e) => return (tally, Err(anyhow::anyhow!("cannot start cargo test: {e}"))),
+    };
+    if let Some(stdout) = child.stdout.take() {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            println!("{line}");
+            if let Some(rest) = line.strip_prefix("test result: ") {
+                tally.passed += count_before(rest, " passed");
+                tally.failed += count_before(rest, " failed");
+            }
+        }
     }
-    Ok(())
+    let result = match child.wait() {
+        Ok(status) if status.success() => Ok(()),
+        Ok(status) => Err(anyhow::anyhow!("cargo test failed ({status})")),
+        Err(e) => Err(anyhow::anyhow!("waiting for cargo test: {e}")),
+    };
+    (tally, result)
+}
+
+/// The number just before `word` in `ok. 12 passed; 0 failed; ...`.
+fn count_before(text: &str, word: &str) -> u64 {
+    text.split(';')
+        .find_map(|part| {
+            part.trim()
+                .trim_start_matches("ok. ")
+                .trim_start_matches("FAILED. ")
+                .strip_suffix(word.trim_start())
+        })
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// Fuzz targets run briefly on every test run: the shared parser, and replay's capture

@@ -20,6 +20,8 @@ mod maps;
 #[cfg(target_arch = "bpf")]
 mod packet;
 #[cfg(target_arch = "bpf")]
+mod report;
+#[cfg(target_arch = "bpf")]
 mod tc;
 #[cfg(target_arch = "bpf")]
 mod tls;

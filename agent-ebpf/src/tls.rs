@@ -25,8 +25,8 @@ use ratewire_ebpf::{
     http::{self, HEADER_LINE_WINDOW, HEAD_SCAN_LEN, REQUEST_START_LEN, STATUS_LINE_LEN},
     types::{
         Event, FlowKey, TlsKey, CLIENT_RETRY_LINE, NO_FD, OUTCOME_CLOSED, OUTCOME_RESPONSE,
-        OUTCOME_TLS_SOCKET, ROUTE_PATH_LEN, STAT_EVENTS_LOST, STAT_TLS_FLOW_MAP_FULL,
-        STAT_TLS_PIPELINED, STAT_TLS_UNPAIRED,
+        OUTCOME_TLS_SOCKET, ROUTE_PATH_LEN, STAT_TLS_FLOW_MAP_FULL, STAT_TLS_PIPELINED,
+        STAT_TLS_UNPAIRED,
     },
 };
 
@@ -36,6 +36,7 @@ use crate::{
         count_stat, TlsRead, EVENTS, PATH_KEY, PENDING, ROUTES, SCRATCH_TLS, SLOT_TLS, TLS_FDS,
         TLS_FLOWS, TLS_INSIDE, TLS_READS,
     },
+    report::{self, Seen},
 };
 
 /// Only insert when the key has no entry (`BPF_NOEXIST`).
@@ -268,48 +269,16 @@ fn finish(key: &TlsKey, status: u16, outcome: u8, found: Option<&Found>) {
     let Some(pending) = TLS_FLOWS.get_ptr(key) else {
         return;
     };
-    // SAFETY: map value pointer valid until the entry is deleted below.
-    let (request_ns, route, method) =
-        unsafe { ((*pending).request_ns, (*pending).route, (*pending).method) };
     // SAFETY: copied out at once.
     let fd = unsafe { TLS_FDS.get(key) }.copied().unwrap_or(NO_FD);
-    let entry = EVENTS.reserve::<Event>(0);
-    if let Some(entry) = &entry {
-        let ev = entry.as_ptr() as *mut Event;
-        // SAFETY: `ev` is the reserved slot; every field is written before submit.
-        unsafe {
-            (*ev).seen_ns = bpf_ktime_get_ns();
-            (*ev).request_ns = request_ns;
-            (*ev).flow = EMPTY_FLOW;
-            (*ev).status = status;
-            (*ev).route = route;
-            (*ev).outcome = outcome;
-            (*ev).method = method;
-            (*ev).tls = 1;
-            (*ev).reserved = [0; 5];
-            (*ev).tgid = key.tgid;
-            (*ev).fd = fd;
-            let mut k = 0;
-            while k < CLIENT_RETRY_LINE {
-                (*ev).lines[k] = match found {
-                    Some(found) => found.line(k),
-                    None => [0; HEADER_LINE_WINDOW],
-                };
-                k += 1;
-            }
-            (*ev).lines[CLIENT_RETRY_LINE] = (*pending).client_retry_line;
-        }
-    }
-    if TLS_FLOWS.remove(key).is_err() {
-        if let Some(entry) = entry {
-            entry.discard(0);
-        }
-        return;
-    }
-    match entry {
-        Some(entry) => entry.submit(0),
-        None => count_stat(STAT_EVENTS_LOST),
-    }
+    let seen = Seen {
+        flow: &EMPTY_FLOW,
+        tls: 1,
+        tgid: key.tgid,
+        fd,
+    };
+    let entry = report::reserve_event(pending, &seen, status, outcome, found);
+    report::settle(entry, TLS_FLOWS.remove(key).is_ok());
 }
 
 /// x86_64 syscall numbers of the socket I/O libssl's BIOs make: read, write, sendto,

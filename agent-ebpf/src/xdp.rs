@@ -3,23 +3,21 @@
 use core::ffi::c_void;
 
 use aya_ebpf::{
-    bindings::xdp_action,
-    helpers::{bpf_ktime_get_ns, gen::bpf_xdp_load_bytes},
-    macros::xdp,
-    programs::XdpContext,
+    bindings::xdp_action, helpers::gen::bpf_xdp_load_bytes, macros::xdp, programs::XdpContext,
 };
 use ratewire_ebpf::{
-    http::{self, HEADER_LINE_WINDOW, HEAD_SCAN_LEN, STATUS_LINE_LEN},
+    http::{self, HEAD_SCAN_LEN, STATUS_LINE_LEN},
     types::{
-        Event, FlowKey, ResponseKey, CLIENT_RETRY_LINE, OUTCOME_CLOSED, OUTCOME_RESET,
-        OUTCOME_RESPONSE, STAT_EVENTS_LOST, STAT_RESPONSE_MAP_FULL, STAT_UNPAIRED,
+        FlowKey, ResponseKey, OUTCOME_CLOSED, OUTCOME_RESET, OUTCOME_RESPONSE,
+        STAT_RESPONSE_MAP_FULL, STAT_UNPAIRED,
     },
 };
 
 use crate::{
     headscan::{self, Found},
-    maps::{count_stat, EVENTS, FLOWS, RESPONSES, SCRATCH_XDP},
+    maps::{count_stat, FLOWS, RESPONSES, SCRATCH_XDP},
     packet::{tcp_segment, Packet, TcpSegment, TCP_FIN, TCP_RST},
+    report::{self, Seen},
 };
 
 #[xdp]
@@ -92,54 +90,24 @@ fn scan_response_head(ctx: &XdpContext, seg: &TcpSegment) -> Option<Found> {
 /// End the flow's pending request with `outcome`: claim it, count it, report it.
 ///
 /// Userspace's timeout sweep may claim the same request at the same moment; only the
-/// one whose delete succeeds counts it, so every request ends exactly once. The event
-/// is written straight into the ring buffer (no 384-byte copy on the stack) and
-/// discarded if the claim is lost.
+/// one whose delete succeeds counts it, so every request ends exactly once.
 #[inline(always)]
 fn finish(flow: &FlowKey, status: u16, outcome: u8, found: Option<&Found>) {
     let Some(pending) = FLOWS.get_ptr(flow) else {
         return;
     };
     // SAFETY: map value pointer valid until the entry is deleted below.
-    let (request_ns, route, method, tls) = unsafe {
-        (
-            (*pending).request_ns,
-            (*pending).route,
-            (*pending).method,
-            (*pending).tls,
-        )
+    let (route, tls) = unsafe { ((*pending).route, (*pending).tls) };
+    let seen = Seen {
+        flow,
+        tls,
+        tgid: 0,
+        fd: 0,
     };
-    let entry = EVENTS.reserve::<Event>(0);
-    if let Some(entry) = &entry {
-        let ev = entry.as_ptr() as *mut Event;
-        // SAFETY: `ev` is the reserved slot; every field is written before submit.
-        unsafe {
-            (*ev).seen_ns = bpf_ktime_get_ns();
-            (*ev).request_ns = request_ns;
-            (*ev).flow = *flow;
-            (*ev).status = status;
-            (*ev).route = route;
-            (*ev).outcome = outcome;
-            (*ev).method = method;
-            (*ev).tls = tls;
-            (*ev).reserved = [0; 5];
-            (*ev).tgid = 0;
-            (*ev).fd = 0;
-            let mut k = 0;
-            while k < CLIENT_RETRY_LINE {
-                (*ev).lines[k] = match found {
-                    Some(found) => found.line(k),
-                    None => [0; HEADER_LINE_WINDOW],
-                };
-                k += 1;
-            }
-            (*ev).lines[CLIENT_RETRY_LINE] = (*pending).client_retry_line;
-        }
-    }
-    if FLOWS.remove(flow).is_err() {
-        if let Some(entry) = entry {
-            entry.discard(0);
-        }
+    let entry = report::reserve_event(pending, &seen, status, outcome, found);
+    let claimed = FLOWS.remove(flow).is_ok();
+    report::settle(entry, claimed);
+    if !claimed {
         return;
     }
     count(&ResponseKey {
@@ -150,10 +118,6 @@ fn finish(flow: &FlowKey, status: u16, outcome: u8, found: Option<&Found>) {
         tls,
         outcome,
     });
-    match entry {
-        Some(entry) => entry.submit(0),
-        None => count_stat(STAT_EVENTS_LOST),
-    }
 }
 
 #[inline(always)]

@@ -36,19 +36,8 @@ const SETTLE: Duration = Duration::from_secs(10);
 /// journals the HTTPS traffic of every other process on the machine.
 const WIRE_ONLY: [&str; 2] = ["--tls", "off"];
 
-/// Mock step names as the agent names outcomes on the wire.
 fn expected(mock: &Counts) -> Counts {
-    let mut out = Counts::new();
-    for (step, n) in mock {
-        let outcome = match step.as_str() {
-            "close" => "closed",
-            "stall" => "timeout",
-            "split429" => "200",
-            other => other,
-        };
-        *out.entry(outcome.to_string()).or_default() += n;
-    }
-    out
+    ratewire_tests::mock::counts::as_wire_outcomes(mock)
 }
 
 /// Outcome (status or no-response reason) → count for `upstream`, from the counters.

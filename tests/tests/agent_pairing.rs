@@ -35,21 +35,8 @@ const CHAT: &str = "/v1/chat/completions";
 /// agent's 200 ms sweep. Both settle well within this.
 const SETTLE: Duration = Duration::from_secs(10);
 
-/// What the agent should report for what the mock did: the mock names its steps,
-/// the agent names outcomes on the wire (`close` is a FIN: `closed`; `stall` gets no
-/// answer: `timeout`; `split429` is a 200 with a misleading body).
 fn expected(mock: &Counts) -> Counts {
-    let mut out = Counts::new();
-    for (step, n) in mock {
-        let outcome = match step.as_str() {
-            "close" => "closed",
-            "stall" => "timeout",
-            "split429" => "200",
-            other => other,
-        };
-        *out.entry(outcome.to_string()).or_default() += n;
-    }
-    out
+    ratewire_tests::mock::counts::as_wire_outcomes(mock)
 }
 
 /// Outcome (status or no-response reason) → count for `upstream`, from the counters.

@@ -39,6 +39,23 @@ impl Tally {
 }
 
 /// Read a counts file written by [`Tally::write`].
+/// The mock's step names as the agent names outcomes on the wire: `close` is a FIN
+/// (`closed`), `stall` gets no answer (`timeout`), `split429` is a 200 whose body
+/// looks like a 429.
+pub fn as_wire_outcomes(mock: &Counts) -> Counts {
+    let mut out = Counts::new();
+    for (step, n) in mock {
+        let outcome = match step.as_str() {
+            "close" => "closed",
+            "stall" => "timeout",
+            "split429" => "200",
+            other => other,
+        };
+        *out.entry(outcome.to_string()).or_default() += n;
+    }
+    out
+}
+
 pub fn read(path: &Path) -> Result<Counts> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;

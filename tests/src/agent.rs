@@ -210,3 +210,37 @@ fn free_port() -> Result<SocketAddr> {
         TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("finding a free local port")?;
     Ok(listener.local_addr()?)
 }
+
+/// Outcome (status, or no-response reason) → count for `upstream`, from the agent's
+/// `ratewire_http_responses_total` and `ratewire_http_no_response_total`, summed over
+/// route and tls; zero series left out.
+pub fn outcomes(m: &Metrics, upstream: &str) -> Result<crate::mock::counts::Counts> {
+    let labels = [("upstream", upstream)];
+    let mut out = m.counts_by("ratewire_http_responses_total", &labels, "status")?;
+    for (reason, n) in m.counts_by("ratewire_http_no_response_total", &labels, "reason")? {
+        anyhow::ensure!(
+            out.insert(reason.clone(), n).is_none(),
+            "status and reason both {reason}"
+        );
+    }
+    out.retain(|_, n| *n > 0);
+    Ok(out)
+}
+
+impl Agent {
+    /// Wait (up to `timeout`) until the agent's outcomes for `upstream` equal `want`;
+    /// returns that scrape.
+    pub fn wait_outcomes(
+        &self,
+        timeout: Duration,
+        upstream: &str,
+        want: &crate::mock::counts::Counts,
+    ) -> Result<Metrics> {
+        self.wait_for(timeout, |m| {
+            let seen = outcomes(m, upstream)?;
+            Ok((&seen != want)
+                .then(|| format!("agent outcomes for {upstream}: {seen:?}, expected {want:?}")))
+        })
+        .with_context(|| format!("waiting for the agent's counts for {upstream}"))
+    }
+}

@@ -28,7 +28,6 @@ use ratewire_tests::run::{self, MockServer};
 use ratewire_tests::tmp::TempDir;
 
 const RESPONSES: &str = "ratewire_http_responses_total";
-const NO_RESPONSE: &str = "ratewire_http_no_response_total";
 const CHAT: &str = "/v1/chat/completions";
 const SETTLE: Duration = Duration::from_secs(10);
 /// These tests check the journal as a whole (every record, every gap), so the agent
@@ -40,23 +39,8 @@ fn expected(mock: &Counts) -> Counts {
     ratewire_tests::mock::counts::as_wire_outcomes(mock)
 }
 
-/// Outcome (status or no-response reason) → count for `upstream`, from the counters.
-fn metric_outcomes(m: &Metrics, upstream: &str) -> Result<Counts> {
-    let labels = [("upstream", upstream)];
-    let mut out = m.counts_by(RESPONSES, &labels, "status")?;
-    out.extend(m.counts_by(NO_RESPONSE, &labels, "reason")?);
-    out.retain(|_, n| *n > 0);
-    Ok(out)
-}
-
 fn wait_outcomes(agent: &Agent, upstream: &str, want: &Counts) -> Result<Metrics> {
-    agent
-        .wait_for(SETTLE, |m| {
-            let seen = metric_outcomes(m, upstream)?;
-            Ok((&seen != want)
-                .then(|| format!("agent outcomes for {upstream}: {seen:?}, expected {want:?}")))
-        })
-        .with_context(|| format!("waiting for the agent's counts for {upstream}"))
+    agent.wait_outcomes(SETTLE, upstream, want)
 }
 
 fn total(counts: &Counts) -> u64 {

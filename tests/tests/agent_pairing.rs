@@ -39,29 +39,8 @@ fn expected(mock: &Counts) -> Counts {
     ratewire_tests::mock::counts::as_wire_outcomes(mock)
 }
 
-/// Outcome (status or no-response reason) → count for `upstream`, from the counters.
-fn metric_outcomes(m: &Metrics, upstream: &str) -> Result<Counts> {
-    let labels = [("upstream", upstream)];
-    let mut out = m.counts_by(RESPONSES, &labels, "status")?;
-    for (reason, n) in m.counts_by(NO_RESPONSE, &labels, "reason")? {
-        ensure!(
-            out.insert(reason.clone(), n).is_none(),
-            "status and reason both {reason}"
-        );
-    }
-    out.retain(|_, n| *n > 0);
-    Ok(out)
-}
-
-/// Wait until the agent's outcomes for `upstream` equal `want`; the scrape.
 fn wait_outcomes(agent: &Agent, upstream: &str, want: &Counts) -> Result<Metrics> {
-    agent
-        .wait_for(SETTLE, |m| {
-            let seen = metric_outcomes(m, upstream)?;
-            Ok((&seen != want)
-                .then(|| format!("agent outcomes for {upstream}: {seen:?}, expected {want:?}")))
-        })
-        .with_context(|| format!("waiting for the agent's counts for {upstream}"))
+    agent.wait_outcomes(SETTLE, upstream, want)
 }
 
 fn total(counts: &Counts) -> u64 {

@@ -221,14 +221,13 @@ impl Recorder {
         };
         let now = clock::monotonic_ns();
         let grace = HELLO_GRACE.as_nanos() as u64;
-        let due: Vec<FlowKey> = tls
+        let due: Vec<(FlowKey, u64)> = tls
             .hellos
             .iter()
             .filter_map(Result::ok)
             .filter(|(_, at)| now.saturating_sub(*at) > grace)
-            .map(|(flow, _)| flow)
             .collect();
-        for flow in due {
+        for (flow, hello_at) in due {
             if tls.hellos.remove(&flow).is_err() {
                 continue;
             }
@@ -240,7 +239,13 @@ impl Recorder {
                 .tls_connections
                 .with_label_values(&[label.as_str()])
                 .inc();
-            if !tls.attributed.contains_key(&flow) {
+            // Only an attribution after this hello counts: an earlier connection with
+            // the same addresses and ports (an ephemeral port reused) is another one.
+            let observed = tls
+                .attributed
+                .get(&flow)
+                .is_some_and(|&seen| seen >= hello_at);
+            if !observed {
                 self.metrics
                     .tls_unobserved
                     .with_label_values(&[label.as_str()])

@@ -12,7 +12,7 @@
 use core::ffi::c_void;
 
 use aya_ebpf::helpers::gen::bpf_loop;
-use ratewire_ebpf::http::{
+use ratewire_common::http::{
     match_header, LineWindow, HEADER_LINE_WINDOW, HEAD_SCAN_LEN, WANTED_HEADERS,
 };
 

@@ -1,7 +1,5 @@
-//! What the kernel programs and userspace share: the `#[repr(C)]` map types and the
-//! bounded HTTP/1.x head parser. One parser, two homes: the XDP program runs it on
-//! live packets and `ratewire replay` runs it on captures, so they cannot disagree.
+//! Empty on purpose: the kernel programs are this crate's binary (`src/main.rs`, built for
+//! bpfel-unknown-none by `agent/build.rs`). A library target lets the agent name this crate
+//! as a build-dependency, so cargo rebuilds the agent when a program changes (the
+//! aya-template layout); what kernel and userspace share lives in `ratewire-common`.
 #![no_std]
-
-pub mod http;
-pub mod types;

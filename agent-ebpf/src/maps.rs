@@ -4,7 +4,7 @@ use aya_ebpf::{
     macros::map,
     maps::{HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
-use ratewire_ebpf::{
+use ratewire_common::{
     http::{HEADER_LINE_WINDOW, HEAD_SCAN_LEN},
     types::{
         FlowKey, PendingRequest, ResponseKey, TlsKey, EVENTS_DEFAULT_BYTES, FLOWS_MAX_ENTRIES,

@@ -76,8 +76,8 @@ pub fn tcp_segment(pkt: &Packet) -> Option<TcpSegment> {
             if ihl < 20 {
                 return None;
             }
-            let src = ratewire_ebpf::types::ipv4_mapped([head[12], head[13], head[14], head[15]]);
-            let dst = ratewire_ebpf::types::ipv4_mapped([head[16], head[17], head[18], head[19]]);
+            let src = ratewire_common::types::ipv4_mapped([head[12], head[13], head[14], head[15]]);
+            let dst = ratewire_common::types::ipv4_mapped([head[16], head[17], head[18], head[19]]);
             let total_len = u16::from_be_bytes([head[2], head[3]]) as usize;
             (src, dst, l3 + ihl, total_len)
         }

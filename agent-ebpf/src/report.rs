@@ -3,7 +3,7 @@
 //! the stack) before the request is claimed, and published only if the claim wins.
 
 use aya_ebpf::{helpers::bpf_ktime_get_ns, maps::ring_buf::RingBufEntry};
-use ratewire_ebpf::{
+use ratewire_common::{
     http::HEADER_LINE_WINDOW,
     types::{Event, FlowKey, PendingRequest, CLIENT_RETRY_LINE, STAT_EVENTS_LOST},
 };

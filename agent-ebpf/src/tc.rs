@@ -9,7 +9,7 @@ use aya_ebpf::{
     programs::TcContext,
 };
 use aya_log_ebpf::warn;
-use ratewire_ebpf::{
+use ratewire_common::{
     http::{self, HEAD_SCAN_LEN, REQUEST_START_LEN},
     types::{
         FlowKey, CLIENT_RETRY_LINE, ROUTE_PATH_LEN, STAT_FLOW_MAP_FULL, STAT_PIPELINED,

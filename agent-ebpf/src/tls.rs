@@ -21,7 +21,7 @@ use aya_ebpf::{
     programs::{ProbeContext, RawTracePointContext, RetProbeContext},
     EbpfContext as _,
 };
-use ratewire_ebpf::{
+use ratewire_common::{
     http::{self, HEADER_LINE_WINDOW, HEAD_SCAN_LEN, REQUEST_START_LEN, STATUS_LINE_LEN},
     types::{
         Event, FlowKey, TlsKey, CLIENT_RETRY_LINE, NO_FD, OUTCOME_CLOSED, OUTCOME_RESPONSE,

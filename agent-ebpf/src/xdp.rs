@@ -5,7 +5,7 @@ use core::ffi::c_void;
 use aya_ebpf::{
     bindings::xdp_action, helpers::gen::bpf_xdp_load_bytes, macros::xdp, programs::XdpContext,
 };
-use ratewire_ebpf::{
+use ratewire_common::{
     http::{self, HEAD_SCAN_LEN, STATUS_LINE_LEN},
     types::{
         FlowKey, ResponseKey, OUTCOME_CLOSED, OUTCOME_RESET, OUTCOME_RESPONSE,

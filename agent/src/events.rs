@@ -1,6 +1,6 @@
 //! Kernel events -> journal records. Pure conversion, so it is tested without a kernel.
 
-use ratewire_ebpf::{
+use ratewire_common::{
     http::{self, HeadFacts, Method, ABSENT},
     types::{Event, OUTCOME_CLOSED, OUTCOME_RESET, OUTCOME_RESPONSE},
 };
@@ -68,7 +68,7 @@ pub fn present(v: u32) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ratewire_ebpf::types::{ipv4_mapped, FlowKey};
+    use ratewire_common::types::{ipv4_mapped, FlowKey};
 
     fn line(text: &str) -> http::LineWindow {
         let mut w = [0u8; http::HEADER_LINE_WINDOW];

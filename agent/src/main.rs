@@ -13,9 +13,9 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         cli::Command::Run(args) => daemon::run(args),
-        cli::Command::Replay(args) => ratewire_replay::run(&args),
-        cli::Command::Journal(args) => ratewire_journal::run(&args),
-        cli::Command::Audit(args) => ratewire_audit::cli::run(&args),
+        cli::Command::Replay(args) => cli::replay::run(&args),
+        cli::Command::Journal(args) => cli::journal::run(&args),
+        cli::Command::Audit(args) => cli::audit::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -24,8 +24,8 @@ use prometheus::{
     Encoder as _, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec,
     Opts, Registry, TextEncoder,
 };
-use ratewire_ebpf::http::HeadFacts;
-use ratewire_ebpf::types::{
+use ratewire_common::http::HeadFacts;
+use ratewire_common::types::{
     Event, OUTCOME_CLOSED, OUTCOME_RESET, OUTCOME_RESPONSE, STAT_EVENTS_LOST, STAT_FLOW_MAP_FULL,
     STAT_PIPELINED, STAT_RESPONSE_MAP_FULL, STAT_TLS_FLOW_MAP_FULL, STAT_TLS_HELLO_MAP_FULL,
     STAT_TLS_PIPELINED, STAT_TLS_UNPAIRED, STAT_UNPAIRED,

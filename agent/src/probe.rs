@@ -17,7 +17,7 @@ use aya::{
     Ebpf, EbpfLoader,
 };
 use log::{info, warn};
-use ratewire_ebpf::types::{
+use ratewire_common::types::{
     FlowKey, PendingRequest, ResponseKey, TlsKey, ROUTE_PATH_LEN, STAT_SLOTS,
 };
 use std::{collections::HashSet, path::Path};

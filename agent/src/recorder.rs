@@ -11,7 +11,7 @@ use std::{
 use anyhow::Context as _;
 use aya::maps::{MapData, RingBuf};
 use log::{error, warn};
-use ratewire_ebpf::{
+use ratewire_common::{
     http::{HEADER_LINE_WINDOW, WANTED_HEADERS},
     types::{
         Event, FlowKey, PendingRequest, TlsKey, CLIENT_RETRY_LINE, NO_FD, OUTCOME_CLOSED,

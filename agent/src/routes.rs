@@ -3,7 +3,7 @@
 //! written into its `ROUTES` map; everything else is route 0, `other`.
 
 use anyhow::bail;
-use ratewire_ebpf::types::{DEFAULT_ROUTES, ROUTES_MAX_ENTRIES, ROUTE_PATH_LEN};
+use ratewire_common::types::{DEFAULT_ROUTES, ROUTES_MAX_ENTRIES, ROUTE_PATH_LEN};
 
 /// Label of route id 0: any path not in the table.
 pub const OTHER: &str = "other";

@@ -10,7 +10,7 @@ use std::{
     process::Command,
 };
 
-use ratewire_ebpf::types::{ipv4_mapped, FlowKey, NO_FD};
+use ratewire_common::types::{ipv4_mapped, FlowKey, NO_FD};
 
 /// The OpenSSL library of the system, where Debian puts it.
 pub const SYSTEM_LIBSSL: &str = "/lib/x86_64-linux-gnu/libssl.so.3";

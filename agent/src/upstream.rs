@@ -20,7 +20,7 @@ pub fn label(addr: [u8; 16], port: u16) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ratewire_ebpf::types::ipv4_mapped;
+    use ratewire_common::types::ipv4_mapped;
 
     #[test]
     fn labels() {

@@ -1,9 +1,9 @@
 //! `ratewire replay` against tshark on the same synthetic capture.
 //!
-//! Builds the release `replay` and `synth_capture` examples of `ratewire-replay`,
+//! Builds the release `ratewire` binary and the `synth_capture` example of `ratewire-replay`,
 //! writes a capture of 100,000 HTTP/1.1 exchanges (interleaved keep-alive connections to
 //! four upstreams, IPv4 and IPv6, 429s, 5xx and chunked event streams), then times
-//! `replay FILE --output ...` and `tshark -r FILE -Y http.response -T fields -e
+//! `ratewire replay FILE --output ...` and `tshark -r FILE -Y http.response -T fields -e
 //! http.response.code`. Both must find exactly the statuses the synthesizer wrote; the
 //! figures are packets/s and MB/s of capture file, and replay's speed-up over tshark.
 
@@ -25,7 +25,8 @@ const UPSTREAM_PORT: u16 = 8000;
 const TARGET_SPEEDUP: f64 = 20.0;
 
 pub fn run(workspace_root: &Path) -> Result<()> {
-    let examples = build_examples(workspace_root)?;
+    let release = build_release(workspace_root)?;
+    let examples = release.join("examples");
     let dir = std::env::temp_dir().join("ratewire-bench-replay");
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let pcap = dir.join("bench.pcap");
@@ -41,7 +42,7 @@ pub fn run(workspace_root: &Path) -> Result<()> {
 
     let journal = dir.join("replay.jsonl");
     let replay_time = (0..REPLAY_RUNS)
-        .map(|_| time_replay(&examples.join("replay"), &pcap, &journal))
+        .map(|_| time_replay(&release.join("ratewire"), &pcap, &journal))
         .collect::<Result<Vec<_>>>()?
         .into_iter()
         .min()
@@ -78,12 +79,12 @@ pub fn run(workspace_root: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Build the release examples; returns the directory holding them.
-fn build_examples(root: &Path) -> Result<PathBuf> {
+/// Build the release binary and synthesizer; returns the release directory.
+fn build_release(root: &Path) -> Result<PathBuf> {
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .current_dir(root)
-        .args(["build", "--release", "-p", "ratewire-replay"])
-        .args(["--example", "replay", "--example", "synth_capture"])
+        .args(["build", "--release", "-p", "ratewire", "--bin", "ratewire"])
+        .args(["-p", "ratewire-replay", "--example", "synth_capture"])
         .status()
         .context("running cargo build")?;
     ensure!(
@@ -93,7 +94,7 @@ fn build_examples(root: &Path) -> Result<PathBuf> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
-    Ok(target.join("release").join("examples"))
+    Ok(target.join("release"))
 }
 
 /// Write the capture; returns its packet count and the responses per status in it.
@@ -132,6 +133,7 @@ fn synthesize(synth: &Path, pcap: &Path) -> Result<(u64, BTreeMap<String, u64>)>
 fn time_replay(replay: &Path, pcap: &Path, journal: &Path) -> Result<Duration> {
     let started = Instant::now();
     let status = Command::new(replay)
+        .arg("replay")
         .arg(pcap)
         .arg("--output")
         .arg(journal)

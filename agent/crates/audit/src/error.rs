@@ -23,9 +23,12 @@ pub enum AuditError {
         line: Option<u64>,
         message: String,
     },
-    /// A bad combination of arguments.
-    #[error("{0}")]
-    Usage(String),
+    /// Neither a report nor a gateway input was given.
+    #[error("nothing to audit: give at least one --report or --gateway")]
+    NothingToAudit,
+    /// The generic JSON Lines reader was not told which fields hold time and status.
+    #[error("{}: a generic JSON Lines report needs --field-time and --field-status", path.display())]
+    MissingFields { path: PathBuf },
 }
 
 impl AuditError {

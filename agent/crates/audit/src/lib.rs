@@ -13,23 +13,23 @@
 //! journal ─────► wire::Wire ─────┘
 //! ```
 //!
-//! Library entry points: [`cli::AuditArgs`] + [`cli::run`] for the `ratewire audit`
-//! subcommand; [`formats::read`], [`wire::Wire::load`] and [`reconcile::audit`] for
+//! Library entry points: [`audit_inputs`] with an [`AuditRequest`] (what `ratewire audit`
+//! runs); [`formats::read`], [`wire::Wire::load`] and [`reconcile::audit`] for
 //! programs; [`formats::envoy::tally_statuses`] for the streaming Envoy count path.
 //! Anything echoed from an input is scrubbed of secrets ([`scrub`]).
 
-pub mod cli;
 pub mod error;
 pub mod formats;
 pub mod model;
 pub mod reconcile;
 pub mod render;
+pub mod request;
 pub mod scrub;
 pub mod timefmt;
 pub mod verdict;
 pub mod wire;
 
-pub use cli::{run, AuditArgs};
 pub use error::AuditError;
 pub use reconcile::{audit, Audit, AuditOptions, Input, Role};
+pub use request::{audit_inputs, AuditRequest};
 pub use verdict::{FailureClass, Verdict};

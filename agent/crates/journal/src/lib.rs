@@ -6,14 +6,12 @@
 //! names sort in time order ([`writer`] rotates and prunes them, [`reader`] reads them
 //! back, tolerating a line torn by a crash).
 
-pub mod cli;
 pub mod query;
 pub mod reader;
 pub mod record;
 pub mod time;
 pub mod writer;
 
-pub use cli::{run, QueryArgs};
 pub use reader::{read_path, JournalError, JournalRead, TornLine};
 pub use record::{Kind, NoResponseReason, Record, SCHEMA_VERSION};
 pub use time::{format_rfc3339_nanos, parse_rfc3339};

@@ -6,7 +6,7 @@ use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 
-use ratewire_ebpf::http::{copy_path, is_interim, scan_head, HeadFacts, Method, ABSENT};
+use ratewire_common::http::{copy_path, is_interim, scan_head, HeadFacts, Method, ABSENT};
 use ratewire_journal::{NoResponseReason, Record};
 
 use crate::decode::{Segment, FIN, RST, SYN};

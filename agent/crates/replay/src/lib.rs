@@ -8,7 +8,6 @@
 //! and query strings are never kept.
 
 pub mod capture;
-pub mod cli;
 pub mod decode;
 pub mod flow;
 pub mod message;
@@ -25,7 +24,6 @@ use std::time::Duration;
 use ratewire_journal::Record;
 
 pub use capture::{CaptureFault, CaptureReader, Frame};
-pub use cli::{run, ReplayArgs};
 pub use flow::FlowStats;
 pub use summary::Summary;
 

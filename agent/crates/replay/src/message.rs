@@ -6,10 +6,12 @@
 //! boundary is unknown (the capture began mid-connection, or lost bytes), the stream is
 //! `Lost` and resynchronises like the kernel does: on a segment that starts with a head.
 //!
-//! Recognition itself is the shared kernel parser's (`ratewire_ebpf::http`); only the
+//! Recognition itself is the shared kernel parser's (`ratewire_common::http`); only the
 //! framing headers (Content-Length, Transfer-Encoding) are read here.
 
-use ratewire_ebpf::http::{parse_request_start, parse_status_line, RequestStart, STATUS_LINE_LEN};
+use ratewire_common::http::{
+    parse_request_start, parse_status_line, RequestStart, STATUS_LINE_LEN,
+};
 
 /// Longest head kept. A longer one is reported from its first part, and the stream then
 /// waits for the next segment that starts with a head.

@@ -2,7 +2,7 @@
 
 /// The routes ratewire names (the same defaults as `ratewire run`); every other path
 /// is `other`.
-pub use ratewire_ebpf::types::DEFAULT_ROUTES as ROUTES;
+pub use ratewire_common::types::DEFAULT_ROUTES as ROUTES;
 
 /// The label of a request path (query string already cut off).
 pub fn route_label(path: &[u8]) -> &'static str {

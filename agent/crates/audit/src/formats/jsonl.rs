@@ -38,10 +38,7 @@ impl ReportReader for JsonlReader {
     fn read(&self, path: &Path, options: &ReadOptions) -> Result<Report, AuditError> {
         let (Some(time_field), Some(status_field)) = (&options.field_time, &options.field_status)
         else {
-            return Err(AuditError::Usage(format!(
-                "{}: a generic JSON Lines report needs --field-time and --field-status",
-                path.display()
-            )));
+            return Err(AuditError::MissingFields { path: path.into() });
         };
         let mut report = Report::new(path, Format::Jsonl);
         let mut run = Run::new("json lines");

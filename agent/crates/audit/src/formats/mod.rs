@@ -27,7 +27,7 @@ pub mod prometheus;
 pub mod vllm;
 
 /// The input formats, as `--format` names them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Format {
     /// genai-bench experiment folder (run JSONs, experiment_metadata.json, genai_bench.log)
@@ -55,6 +55,42 @@ pub enum Format {
 }
 
 impl Format {
+    pub const ALL: [Format; 11] = [
+        Format::GenaiBench,
+        Format::LocustCsv,
+        Format::LocustJson,
+        Format::Vllm,
+        Format::Aiperf,
+        Format::Guidellm,
+        Format::Jsonl,
+        Format::Envoy,
+        Format::Nginx,
+        Format::Litellm,
+        Format::Prometheus,
+    ];
+
+    /// The format `--format` calls `name`.
+    pub fn from_name(name: &str) -> Option<Format> {
+        Format::ALL.into_iter().find(|f| f.name() == name)
+    }
+
+    /// One line on what the format is, for `--help`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Format::GenaiBench => "genai-bench experiment folder (run JSONs, experiment_metadata.json, genai_bench.log)",
+            Format::LocustCsv => "Locust `--csv` files (PREFIX_stats.csv, _failures.csv, _stats_history.csv)",
+            Format::LocustJson => "Locust `--json-file`",
+            Format::Vllm => "`vllm bench serve --save-result [--save-detailed]` result JSON",
+            Format::Aiperf => "aiperf `profile_export.jsonl`",
+            Format::Guidellm => "guidellm `benchmarks.json`",
+            Format::Jsonl => "JSON Lines with the fields named by --field-time and --field-status",
+            Format::Envoy => "Envoy access log, default format, and Plano's variant (`attempts=`)",
+            Format::Nginx => "nginx `combined`, optionally followed by `$upstream_addr` / `$upstream_status`",
+            Format::Litellm => "LiteLLM proxy output (uvicorn access lines)",
+            Format::Prometheus => "Prometheus text: Envoy stats or LiteLLM metrics",
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Format::GenaiBench => "genai-bench",

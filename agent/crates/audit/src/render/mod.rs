@@ -7,13 +7,6 @@ pub mod table;
 use crate::reconcile::ledger::Example;
 use crate::verdict::{Verdict, VerdictCounts};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Output {
-    Table,
-    Json,
-    Markdown,
-}
-
 /// `consistent 36, retry_absorbed 11` (non-zero verdicts only).
 pub(crate) fn verdict_list(counts: &VerdictCounts) -> String {
     let parts: Vec<String> = Verdict::ALL

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use ratewire_journal::{write_jsonl, JournalWriter, Record, WriterConfig};
 
-use crate::{replay_reader, ReplayOptions, ReplayReport};
+use ratewire_replay::{replay_reader, ReplayOptions, ReplayReport};
 
 /// Count upstream HTTP statuses in a pcap/pcapng capture, as the live probes would.
 #[derive(clap::Args, Clone, Debug)]

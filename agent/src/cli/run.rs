@@ -1,29 +1,8 @@
-//! Command-line surface: one subcommand per job.
+//! `ratewire run`: the daemon's flags.
 
 use std::{net::SocketAddr, path::PathBuf};
 
-use clap::{Args, Parser, Subcommand};
-
-#[derive(Debug, Parser)]
-#[command(name = "ratewire", version, about, long_about = None)]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Attach the probes, serve Prometheus metrics and journal every response until
-    /// SIGINT/SIGTERM (needs root).
-    Run(RunArgs),
-    /// Count responses in a pcap/pcapng capture with the probes' own parser (no
-    /// privileges) and write the same journal.
-    Replay(ratewire_replay::ReplayArgs),
-    /// Query a journal: filter by time, upstream, status, route; table, JSON Lines, CSV.
-    Journal(ratewire_journal::QueryArgs),
-    /// Reconcile the wire journal with benchmark reports and gateway logs.
-    Audit(ratewire_audit::cli::AuditArgs),
-}
+use clap::Args;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {

@@ -1,29 +1,45 @@
-//! The `ratewire audit` entry point: exit codes, outputs, bad input, scrubbing.
+//! `ratewire audit` as a user runs it (the real binary): exit codes, outputs, bad input,
+//! scrubbing.
 
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
-
-use clap::Parser;
-use ratewire_audit::cli::{prepare_and_audit, AuditArgs};
-
-#[derive(Parser)]
-struct Cli {
-    #[command(flatten)]
-    args: AuditArgs,
-}
+use std::process::Command;
 
 fn fixture(path: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures")
+        .join("crates/audit/fixtures")
         .join(path)
         .display()
         .to_string()
 }
 
-fn args(extra: &[&str]) -> AuditArgs {
-    let mut argv = vec!["ratewire-audit".to_owned()];
-    argv.extend(extra.iter().map(|s| s.to_string()));
-    Cli::try_parse_from(argv).expect("valid arguments").args
+/// What one `ratewire audit ...` printed and how it exited.
+struct Outcome {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn audit(args: &[&str]) -> Outcome {
+    let out = Command::new(env!("CARGO_BIN_EXE_ratewire"))
+        .arg("audit")
+        .args(args)
+        .output()
+        .expect("run the ratewire binary");
+    Outcome {
+        code: out.status.code().expect("exited, not killed"),
+        stdout: String::from_utf8(out.stdout).expect("UTF-8 stdout"),
+        stderr: String::from_utf8(out.stderr).expect("UTF-8 stderr"),
+    }
+}
+
+/// stdout and whether the audit passed (exit 0; 1 is a failed audit, anything else a bug).
+fn prepare_and_audit(args: &[&str]) -> Result<(String, bool), String> {
+    let out = audit(args);
+    match out.code {
+        0 => Ok((out.stdout, true)),
+        1 => Ok((out.stdout, false)),
+        _ => Err(out.stderr),
+    }
 }
 
 /// A scratch directory removed on drop.
@@ -52,13 +68,13 @@ impl Drop for Scratch {
 
 #[test]
 fn exit_codes() {
-    let clean = args(&[
+    let clean = [
         "--wire",
         &fixture("genai-bench-clean/wire.jsonl"),
         "--report",
         &fixture("genai-bench-clean/experiment"),
-    ]);
-    assert_eq!(ratewire_audit::run(&clean).unwrap(), ExitCode::SUCCESS);
+    ];
+    assert_eq!(audit(&clean).code, 0);
 
     let cohere = [
         "--wire",
@@ -66,48 +82,61 @@ fn exit_codes() {
         "--report",
         &fixture("genai-bench-cohere/experiment"),
     ];
-    assert_eq!(
-        ratewire_audit::run(&args(&cohere)).unwrap(),
-        ExitCode::from(1)
-    );
+    assert_eq!(audit(&cohere).code, 1);
     let mut tolerant = cohere.to_vec();
     tolerant.extend(["--tolerance", "12"]);
-    assert_eq!(
-        ratewire_audit::run(&args(&tolerant)).unwrap(),
-        ExitCode::SUCCESS
-    );
+    assert_eq!(audit(&tolerant).code, 0);
 
     // Usage and input errors: 2, never a panic or a process::exit.
-    let nothing = args(&["--wire", &fixture("genai-bench-clean/wire.jsonl")]);
-    assert_eq!(ratewire_audit::run(&nothing).unwrap(), ExitCode::from(2));
-    let missing = args(&[
+    let nothing = audit(&["--wire", &fixture("genai-bench-clean/wire.jsonl")]);
+    assert_eq!(nothing.code, 2);
+    assert!(
+        nothing.stderr.contains("nothing to audit"),
+        "{}",
+        nothing.stderr
+    );
+    let missing = audit(&[
         "--wire",
         "/nonexistent/wire.jsonl",
         "--report",
         &fixture("genai-bench-clean/experiment"),
     ]);
-    assert_eq!(ratewire_audit::run(&missing).unwrap(), ExitCode::from(2));
+    assert_eq!(missing.code, 2);
+    assert!(
+        missing.stderr.contains("/nonexistent/wire.jsonl"),
+        "the error names the file: {}",
+        missing.stderr
+    );
     let scratch = Scratch::new("exit");
     let unknown = scratch.file("notes.txt", "just some words\n");
-    let unknown = args(&[
+    let unknown = audit(&[
         "--wire",
         &fixture("genai-bench-clean/wire.jsonl"),
         "--report",
         &unknown,
     ]);
-    assert_eq!(ratewire_audit::run(&unknown).unwrap(), ExitCode::from(2));
+    assert_eq!(unknown.code, 2);
+    assert!(unknown.stderr.contains("notes.txt"), "{}", unknown.stderr);
+    // A wrong flag value is a usage error naming the flag, not a panic.
+    let bad_skew = audit(&["--wire", "w", "--report", "r", "--max-skew=-1"]);
+    assert_eq!(bad_skew.code, 2);
+    assert!(
+        bad_skew.stderr.contains("--max-skew"),
+        "{}",
+        bad_skew.stderr
+    );
 }
 
 #[test]
 fn json_output_has_the_documented_shape() {
-    let a = args(&[
+    let a = [
         "--wire",
         &fixture("locust-sdk-retries/wire.jsonl"),
         "--report",
         &fixture("locust-sdk-retries/locust.json"),
         "--output",
         "json",
-    ]);
+    ];
     let (text, passed) = prepare_and_audit(&a).unwrap();
     assert!(passed);
     let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -165,11 +194,11 @@ fn markdown_and_table_outputs() {
     ];
     let mut md = base.to_vec();
     md.extend(["--output", "markdown"]);
-    let (text, _) = prepare_and_audit(&args(&md)).unwrap();
+    let (text, _) = prepare_and_audit(&md).unwrap();
     assert!(text.starts_with("# ratewire audit: FAIL"));
     assert!(text.contains("| upstream | status | class | wire | reported | verdicts |"));
     assert!(text.contains("**misreported** ×12"));
-    let (table, _) = prepare_and_audit(&args(&base)).unwrap();
+    let (table, _) = prepare_and_audit(&base).unwrap();
     assert!(table.contains("misreported 12"));
     assert!(table.contains("FAIL (tolerance 0) → exit 1"));
 }
@@ -185,7 +214,7 @@ fn malformed_lines_are_located_and_skipped() {
     );
     lines.insert(5, "\u{fffd}\u{fffd} binary junk");
     let log = scratch.file("access.log", &(lines.join("\n") + "\n"));
-    let a = args(&[
+    let a = [
         "--wire",
         &fixture("synthetic/nginx/wire.jsonl"),
         "--gateway",
@@ -194,7 +223,7 @@ fn malformed_lines_are_located_and_skipped() {
         "nginx",
         "--output",
         "json",
-    ]);
+    ];
     let (text, _) = prepare_and_audit(&a).unwrap();
     let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
     let source = &doc["sources"][0];
@@ -224,14 +253,14 @@ fn a_broken_report_is_an_input_error_with_its_location() {
         "run.json",
         "{\"aggregated_metrics\": {\"num_requests\": 3,\n  \"error_codes_frequency\": {\"429\": \n",
     );
-    let a = args(&[
+    let a = [
         "--wire",
         &fixture("genai-bench-clean/wire.jsonl"),
         "--report",
         &run,
         "--format",
         "genai-bench",
-    ]);
+    ];
     let err = prepare_and_audit(&a).unwrap_err().to_string();
     assert!(
         err.contains("run.json:3: expected a JSON document"),
@@ -251,7 +280,7 @@ fn secrets_in_inputs_never_reach_the_output() {
             "{{\"ts\": {t}, \"status\": \"Incorrect API key provided: sk-proj-abcdef0123456789 (Authorization: Bearer tok.en.value)\"}}\n"
         ),
     );
-    let a = args(&[
+    let a = [
         "--wire",
         &fixture("synthetic/benchmarks/wire.jsonl"),
         "--report",
@@ -262,7 +291,7 @@ fn secrets_in_inputs_never_reach_the_output() {
         "status",
         "--output",
         "json",
-    ]);
+    ];
     let (text, _) = prepare_and_audit(&a).unwrap();
     assert!(
         text.contains("Incorrect API key provided: sk-***"),
@@ -272,14 +301,14 @@ fn secrets_in_inputs_never_reach_the_output() {
     assert!(!text.contains("tok.en.value"));
     // genai-bench's log echoes its --api-key; nothing of it may appear either.
     for output in ["json", "table", "markdown"] {
-        let a = args(&[
+        let a = [
             "--wire",
             &fixture("genai-bench-cohere/wire.jsonl"),
             "--report",
             &fixture("genai-bench-cohere/experiment"),
             "--output",
             output,
-        ]);
+        ];
         let (text, _) = prepare_and_audit(&a).unwrap();
         assert!(!text.contains("sk-fixture"), "{output}");
     }
@@ -287,7 +316,7 @@ fn secrets_in_inputs_never_reach_the_output() {
 
 #[test]
 fn window_and_upstream_filters() {
-    let a = args(&[
+    let a = [
         "--wire",
         &fixture("litellm-gateway/wire.jsonl"),
         "--gateway",
@@ -296,7 +325,7 @@ fn window_and_upstream_filters() {
         "127.0.0.1:9121",
         "--output",
         "json",
-    ]);
+    ];
     let (text, _) = prepare_and_audit(&a).unwrap();
     let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
     let ups: Vec<&String> = doc["wire"]["upstreams"]
@@ -305,7 +334,7 @@ fn window_and_upstream_filters() {
         .keys()
         .collect();
     assert_eq!(ups, vec!["127.0.0.1:9121"]);
-    let a = args(&[
+    let a = [
         "--wire",
         &fixture("genai-bench-clean/wire.jsonl"),
         "--report",
@@ -314,7 +343,7 @@ fn window_and_upstream_filters() {
         "..2000-01-01T00:00:00Z",
         "--output",
         "json",
-    ]);
+    ];
     let (text, _) = prepare_and_audit(&a).unwrap();
     let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(doc["wire"]["responses"], 0);

@@ -1,16 +1,16 @@
-//! `ratewire audit`: arguments and the entry point the `ratewire` binary calls.
+//! `ratewire audit`: arguments, and the exit status from the library's verdicts.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::error::AuditError;
-use crate::formats::{self, Format, ReadOptions};
-use crate::model::{Window, NS_PER_SEC};
-use crate::reconcile::{audit, AuditOptions, Input, Role};
-use crate::render::{self, Output};
-use crate::scrub::scrub;
-use crate::wire::Wire;
+use clap::builder::PossibleValue;
+use ratewire_audit::formats::{Format, ReadOptions};
+use ratewire_audit::model::{Window, NS_PER_SEC};
+use ratewire_audit::scrub::scrub;
+use ratewire_audit::{audit_inputs, render, AuditOptions, AuditRequest};
+
+use super::journal::parse_time_arg;
 
 /// Exit code when discrepancies exceed `--tolerance`.
 pub const EXIT_DISCREPANCIES: u8 = 1;
@@ -45,7 +45,7 @@ pub struct AuditArgs {
     pub window: Option<Window>,
     /// Read every --report/--gateway as this format instead of detecting it.
     #[arg(long, value_enum, value_name = "FMT")]
-    pub format: Option<Format>,
+    pub format: Option<FormatArg>,
     /// Discrepancies (misreported + dropped + phantom) allowed before exit status 1.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub tolerance: u64,
@@ -59,14 +59,51 @@ pub struct AuditArgs {
     pub field_status: Option<String>,
     /// Largest clock difference, in seconds, between a reported time and the wire's
     /// after the estimated offset (see the matching docs).
-    #[arg(long, value_name = "SECONDS", default_value_t = 2.0)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 2.0, value_parser = parse_skew)]
     pub max_skew: f64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    Table,
+    Json,
+    Markdown,
+}
+
+/// `--format`: the library's formats, named and described as the library names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FormatArg(pub Format);
+
+impl clap::ValueEnum for FormatArg {
+    fn value_variants<'a>() -> &'a [Self] {
+        const ALL: [FormatArg; Format::ALL.len()] = {
+            let mut all = [FormatArg(Format::GenaiBench); Format::ALL.len()];
+            let mut i = 0;
+            while i < all.len() {
+                all[i] = FormatArg(Format::ALL[i]);
+                i += 1;
+            }
+            all
+        };
+        &ALL
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(self.0.name()).help(self.0.describe()))
+    }
 }
 
 fn parse_upstream(text: &str) -> Result<String, String> {
     text.parse::<std::net::SocketAddr>()
         .map(|a| a.to_string())
         .map_err(|_| format!("expected ADDR:PORT like 127.0.0.1:8000, got {text:?}"))
+}
+
+fn parse_skew(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!("'{text}' is not a non-negative number of seconds")),
+    }
 }
 
 /// `START..END`, either side optional.
@@ -78,7 +115,7 @@ pub fn parse_window(text: &str) -> Result<Window, String> {
         if s.is_empty() {
             Ok(default)
         } else {
-            ratewire_journal::cli::parse_time_arg(s)
+            parse_time_arg(s)
         }
     };
     let window = Window {
@@ -91,79 +128,68 @@ pub fn parse_window(text: &str) -> Result<Window, String> {
     Ok(window)
 }
 
+impl AuditArgs {
+    fn request(&self) -> AuditRequest {
+        AuditRequest {
+            wire: self.wire.clone(),
+            reports: self.reports.clone(),
+            gateways: self.gateways.clone(),
+            upstreams: self.upstreams.clone(),
+            window: self.window,
+            format: self.format.map(|f| f.0),
+            read: ReadOptions {
+                field_time: self.field_time.clone(),
+                field_status: self.field_status.clone(),
+            },
+            options: AuditOptions {
+                max_skew_ns: (self.max_skew * NS_PER_SEC as f64) as u64,
+                tolerance: self.tolerance,
+            },
+        }
+    }
+}
+
 /// Run `ratewire audit`. Never exits the process: returns the exit status.
 pub fn run(args: &AuditArgs) -> anyhow::Result<ExitCode> {
-    match prepare_and_audit(args) {
-        Ok((text, passed)) => {
-            let mut stdout = std::io::stdout().lock();
-            match stdout
-                .write_all(text.as_bytes())
-                .and_then(|()| stdout.flush())
-            {
-                // `ratewire audit ... | head`: the reader has what it wanted.
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
-                other => other?,
-            }
-            Ok(ExitCode::from(if passed { 0 } else { EXIT_DISCREPANCIES }))
-        }
+    let audit = match audit_inputs(&args.request()) {
+        Ok(audit) => audit,
         Err(e) => {
-            eprintln!("ratewire audit: {}", scrub(&e.to_string()));
-            Ok(ExitCode::from(EXIT_USAGE))
+            // Inputs carry API keys (command lines, error bodies): nothing echoed unscrubbed.
+            eprintln!("ratewire audit: {}", scrub(&error_chain(&e)));
+            return Ok(ExitCode::from(EXIT_USAGE));
         }
-    }
-}
-
-/// The rendered audit and whether it passed, or why it could not run.
-pub fn prepare_and_audit(args: &AuditArgs) -> Result<(String, bool), AuditError> {
-    if args.reports.is_empty() && args.gateways.is_empty() {
-        return Err(AuditError::Usage(
-            "nothing to audit: give at least one --report or --gateway".into(),
-        ));
-    }
-    if !(args.max_skew.is_finite() && args.max_skew >= 0.0) {
-        return Err(AuditError::Usage(
-            "--max-skew must be a non-negative number of seconds".into(),
-        ));
-    }
-    let wire = Wire::load(&args.wire, &args.upstreams, args.window)?;
-    let options = ReadOptions {
-        field_time: args.field_time.clone(),
-        field_status: args.field_status.clone(),
     };
-    let mut inputs = Vec::new();
-    for (paths, role) in [
-        (&args.reports, Role::Benchmark),
-        (&args.gateways, Role::Gateway),
-    ] {
-        for path in paths {
-            let mut report = formats::read(path, args.format, &options)?;
-            if let Some(window) = args.window {
-                restrict_to_window(&mut report, window);
-            }
-            inputs.push(Input { report, role });
-        }
-    }
-    let audit_options = AuditOptions {
-        max_skew_ns: (args.max_skew * NS_PER_SEC as f64) as u64,
-        tolerance: args.tolerance,
-    };
-    let result = audit(&wire, inputs, &audit_options);
     let text = match args.output {
-        Output::Table => render::table::render(&result),
-        Output::Json => render::json::render(&result),
-        Output::Markdown => render::markdown::render(&result),
+        Output::Table => render::table::render(&audit),
+        Output::Json => render::json::render(&audit),
+        Output::Markdown => render::markdown::render(&audit),
     };
-    Ok((text, result.passed))
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        // `ratewire audit ... | head`: the reader has what it wanted.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        other => other?,
+    }
+    Ok(ExitCode::from(if audit.passed {
+        0
+    } else {
+        EXIT_DISCREPANCIES
+    }))
 }
 
-/// `--window` also limits reported requests that have Unix times.
-fn restrict_to_window(report: &mut crate::model::Report, window: Window) {
-    for run in &mut report.runs {
-        if run.unix_clock {
-            run.requests
-                .retain(|r| r.time.is_none_or(|t| window.contains(t.instant())));
-        }
+/// `outer: inner: innermost`, as anyhow's `{:#}` prints it.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
     }
+    text
 }
 
 #[cfg(test)]
@@ -188,5 +214,16 @@ mod tests {
     fn upstreams_are_socket_addresses() {
         assert_eq!(parse_upstream("127.0.0.1:9000").unwrap(), "127.0.0.1:9000");
         assert!(parse_upstream("localhost").is_err());
+    }
+
+    #[test]
+    fn every_format_has_a_value() {
+        use clap::ValueEnum as _;
+        let names: Vec<String> = FormatArg::value_variants()
+            .iter()
+            .map(|f| f.to_possible_value().unwrap().get_name().to_owned())
+            .collect();
+        assert_eq!(names.len(), Format::ALL.len());
+        assert!(names.iter().all(|n| Format::from_name(n).is_some()));
     }
 }

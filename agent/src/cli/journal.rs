@@ -6,10 +6,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use crate::query::{per_second, SecondCount, Selection, StatusFilter, UpstreamFilter};
-use crate::reader::read_path;
-use crate::record::{Kind, Record};
-use crate::time::{format_rfc3339_nanos, parse_rfc3339};
+use ratewire_journal::query::{per_second, SecondCount, Selection, StatusFilter, UpstreamFilter};
+use ratewire_journal::reader::read_path;
+use ratewire_journal::record::{Kind, Record};
+use ratewire_journal::time::{format_rfc3339_nanos, parse_rfc3339};
 
 /// Query a journal file or data directory.
 #[derive(clap::Args, Clone, Debug)]
@@ -156,7 +156,7 @@ fn record_cells(r: &Record) -> [String; 10] {
 
 fn print_records(out: &mut impl Write, format: Format, records: &[&Record]) -> io::Result<()> {
     match format {
-        Format::Jsonl => crate::writer::write_jsonl(out, records.iter().copied()),
+        Format::Jsonl => ratewire_journal::writer::write_jsonl(out, records.iter().copied()),
         Format::Csv => {
             // Every schema field, so nothing the journal knows is dropped.
             writeln!(

@@ -4,6 +4,7 @@
 
 mod bench;
 mod bench_replay;
+mod layout;
 mod setup;
 mod sh;
 mod test;
@@ -35,6 +36,8 @@ enum Task {
         /// Only run tests whose name contains this filter (fmt and clippy still run).
         filter: Option<String>,
     },
+    /// Check the house rules: CLI-free libraries, no module cycles, no oversized file.
+    Layout,
     /// Run a benchmark and print its figures as ratios to a baseline from the same run.
     Bench {
         #[arg(value_enum)]
@@ -49,6 +52,7 @@ fn main() -> std::process::ExitCode {
         Task::Build => setup::run().and_then(|()| build()),
         Task::Run { args } => setup::run().and_then(|()| run(&args)),
         Task::Test { filter } => setup::run().and_then(|()| test::run(filter.as_deref())),
+        Task::Layout => layout::run(),
         Task::Bench { which } => setup::run().and_then(|()| bench::run(which)),
     };
     match result {

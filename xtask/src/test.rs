@@ -15,6 +15,7 @@ pub fn run(filter: Option<&str>) -> anyhow::Result<()> {
         "warnings",
     ])?;
     clippy_ebpf()?;
+    crate::layout::run()?;
     // The end-to-end tests drive the real binaries: build them all first.
     sh::cargo(&["build", "--workspace", "--bins"])?;
     let bin = root().join("target/debug/ratewire");

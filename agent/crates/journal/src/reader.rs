@@ -18,10 +18,13 @@ use crate::record::{Kind, Record, SCHEMA_VERSION};
 /// Errors reading or writing a journal.
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
-    /// The I/O error is part of the message, not a `source()`, so that error chains
-    /// (`{:#}`) do not print it twice.
-    #[error("{}: {error}", path.display())]
-    Io { path: PathBuf, error: io::Error },
+    /// The path is the message; the I/O error is the `source()` (chains print both once).
+    #[error("{}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        error: io::Error,
+    },
     #[error(
         "{}:{line}: record has schema version {v}; this build reads version {SCHEMA_VERSION} (upgrade ratewire)",
         file.display()
@@ -355,5 +358,8 @@ mod tests {
         assert!(err.to_string().contains("no journal files"), "{err}");
         let err = read_path(&dir.0.join("absent.jsonl")).unwrap_err();
         assert!(err.to_string().contains("absent.jsonl"), "{err}");
+        // The cause is kept as the source, for callers that print the whole chain.
+        let source = std::error::Error::source(&err).expect("the I/O error is the source");
+        assert!(source.to_string().contains("No such file"), "{source}");
     }
 }

@@ -47,8 +47,12 @@ impl Default for ReplayOptions {
 /// Why a capture could not be replayed, or not to its end.
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
-    #[error("{}: {error}", path.display())]
-    Open { path: PathBuf, error: io::Error },
+    #[error("{}", path.display())]
+    Open {
+        path: PathBuf,
+        #[source]
+        error: io::Error,
+    },
     #[error("{}: {reason}", path.display())]
     NotACapture { path: PathBuf, reason: String },
     #[error("{}: packet {packet}: {reason}", path.display())]

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use ratewire_ebpf::http::{
+use ratewire_common::http::{
     copy_path, is_interim, parse_http_date, parse_request_start, parse_status_line, scan_head,
     ABSENT,
 };

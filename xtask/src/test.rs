@@ -19,13 +19,24 @@ pub fn run(filter: Option<&str>) -> anyhow::Result<()> {
     // The end-to-end tests drive the real binaries: build them all first.
     sh::cargo(&["build", "--workspace", "--bins"])?;
     let bin = root().join("target/debug/ratewire");
-    let mut test = Command::new(sh::cargo_bin());
-    test.args(["test", "--workspace", "--no-fail-fast"])
+    // Unit and library tests first, as a contributor without root runs them: every
+    // capability dropped, so a test that needs privileges fails here instead of passing
+    // only because CI is root.
+    let mut unit = Command::new("setpriv");
+    unit.args(UNPRIVILEGED)
+        .arg(sh::cargo_bin())
+        .args(["test", "--no-fail-fast"]);
+    // Then the privileged end-to-end suites (real kernel, netns, veth) on the real binary.
+    let mut e2e = Command::new(sh::cargo_bin());
+    e2e.args(["test", "--package", "ratewire-tests", "--no-fail-fast"])
         .env("RATEWIRE_BIN", &bin);
     if let Some(filter) = filter {
-        test.arg("--").arg(filter);
+        unit.arg("--").arg(filter);
+        e2e.arg("--").arg(filter);
     }
-    let (tally, result) = run_counting(&mut test);
+    let mut tally = Tally::default();
+    let unit_result = run_counting(&mut unit, &mut tally);
+    let result = run_counting(&mut e2e, &mut tally).and(unit_result);
     let result = result.and_then(|()| match filter {
         None => fuzz(),
         Some(_) => Ok(()),
@@ -43,19 +54,27 @@ struct Tally {
     failed: u64,
 }
 
-/// Run `cargo test`, echoing its stdout while summing its `test result:` lines.
-fn run_counting(cmd: &mut Command) -> (Tally, anyhow::Result<()>) {
+/// `setpriv` arguments that run a command with no capability at all (still uid 0, so
+/// the toolchain under /root stays readable).
+const UNPRIVILEGED: &[&str] = &[
+    "--inh-caps=-all",
+    "--ambient-caps=-all",
+    "--bounding-set=-all",
+    "--",
+];
+
+/// Run `cargo test`, echoing its stdout while adding its `test result:` lines to `tally`.
+fn run_counting(cmd: &mut Command, tally: &mut Tally) -> anyhow::Result<()> {
     use std::io::{BufRead as _, BufReader};
 
-    let mut tally = Tally::default();
-    eprintln!("xtask: $ cargo test ...");
+    eprintln!("xtask: $ {cmd:?}");
     let child = cmd
         .current_dir(root())
         .stdout(std::process::Stdio::piped())
         .spawn();
     let mut child = match child {
         Ok(child) => child,
-        Err(e) => return (tally, Err(anyhow::anyhow!("cannot start cargo test: {e}"))),
+        Err(e) => return Err(anyhow::anyhow!("cannot start cargo test: {e}")),
     };
     if let Some(stdout) = child.stdout.take() {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -66,12 +85,11 @@ fn run_counting(cmd: &mut Command) -> (Tally, anyhow::Result<()>) {
             }
         }
     }
-    let result = match child.wait() {
+    match child.wait() {
         Ok(status) if status.success() => Ok(()),
         Ok(status) => Err(anyhow::anyhow!("cargo test failed ({status})")),
         Err(e) => Err(anyhow::anyhow!("waiting for cargo test: {e}")),
-    };
-    (tally, result)
+    }
 }
 
 /// The number just before `word` in `ok. 12 passed; 0 failed; ...`.

@@ -17,6 +17,9 @@ pub enum Which {
     Replay,
     /// `ratewire audit` on a 10M-line Envoy access log vs `awk | sort | uniq -c`.
     Audit,
+    /// wrk against nginx in a netns, alternating without and with the agent: throughput
+    /// ratio, agent CPU per response, BPF ns per run of each program.
+    Wire,
 }
 
 pub fn run(which: Which) -> anyhow::Result<()> {
@@ -40,7 +43,30 @@ pub fn run(which: Which) -> anyhow::Result<()> {
             "--example",
             "bench_audit",
         ]),
+        Which::Wire => wire(),
     }
+}
+
+/// The release agent under test, then the benchmark (it lives with the testbed).
+fn wire() -> anyhow::Result<()> {
+    sh::cargo(&[
+        "build",
+        "--release",
+        "--package",
+        "ratewire",
+        "--bin",
+        "ratewire",
+    ])?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root().join("target"));
+    sh::run_with(
+        std::process::Command::new(sh::cargo_bin())
+            .current_dir(root())
+            .args(["run", "--release", "--package", "ratewire-tests"])
+            .args(["--example", "bench_wire"])
+            .env("RATEWIRE_BIN", target.join("release/ratewire")),
+    )
 }
 
 fn probes(which: &str) -> anyhow::Result<()> {

@@ -19,6 +19,7 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "tshark",
     "prometheus",
     "wrk",
+    "nginx",
     "curl",
     "wget",
     "openssl",

@@ -19,6 +19,7 @@
 //! Anything echoed from an input is scrubbed of secrets ([`scrub`]).
 
 pub mod error;
+pub mod format;
 pub mod formats;
 pub mod model;
 pub mod reconcile;

@@ -385,7 +385,7 @@ impl Problems {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Report {
     pub path: PathBuf,
-    pub format: crate::formats::Format,
+    pub format: crate::format::Format,
     pub runs: Vec<Run>,
     pub counters: Vec<CounterSample>,
     /// The gateway's own listening address, when the input says (uvicorn's banner).
@@ -396,7 +396,7 @@ pub struct Report {
 }
 
 impl Report {
-    pub fn new(path: impl Into<PathBuf>, format: crate::formats::Format) -> Report {
+    pub fn new(path: impl Into<PathBuf>, format: crate::format::Format) -> Report {
         Report {
             path: path.into(),
             format,
